@@ -1,0 +1,168 @@
+"""Columnar event batches: what the engines consume.
+
+A batch holds n events of one or more streams as numpy columns: the stream index, the key
+id, the event time (ms), a sequence number that identifies the event (its input offset or
+event id), and the field values in two matrices: `floats` (float64, one row per FLOAT
+column) and `ints` (int64, one row per other column; strings as `StringPool` ids, bools as
+0/1), plus `valid` (False where a value is null or the event's stream lacks the column).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from nfa.expr import Type
+from nfa.program import Schema
+
+
+class StringPool:
+    """Interns strings as dense int ids; id 0 is the empty string."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {"": 0}
+        self._values: list[str] = [""]
+
+    def intern(self, value: str) -> int:
+        found = self._ids.get(value)
+        if found is None:
+            found = len(self._values)
+            self._ids[value] = found
+            self._values.append(value)
+        return found
+
+    def lookup(self, value: str) -> int | None:
+        return self._ids.get(value)
+
+    def value(self, ident: int) -> str:
+        return self._values[ident]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def state(self) -> list[str]:
+        return list(self._values)
+
+    @classmethod
+    def from_state(cls, values: list[str]) -> StringPool:
+        pool = cls()
+        for value in values[1:]:
+            pool.intern(value)
+        return pool
+
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass
+class EventBatch:
+    stream: npt.NDArray[np.int8]
+    key: I64
+    ts: I64
+    seq: I64
+    floats: npt.NDArray[np.float64]
+    ints: I64
+    valid: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def slice(self, start: int, stop: int) -> EventBatch:
+        return EventBatch(
+            self.stream[start:stop],
+            self.key[start:stop],
+            self.ts[start:stop],
+            self.seq[start:stop],
+            self.floats[:, start:stop],
+            self.ints[:, start:stop],
+            self.valid[:, start:stop],
+        )
+
+    def take(self, index: npt.NDArray[np.int64]) -> EventBatch:
+        return EventBatch(
+            self.stream[index],
+            self.key[index],
+            self.ts[index],
+            self.seq[index],
+            self.floats[:, index],
+            self.ints[:, index],
+            self.valid[:, index],
+        )
+
+    @staticmethod
+    def empty(schema: Schema) -> EventBatch:
+        return EventBatch(
+            np.zeros(0, np.int8),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros((schema.n_float, 0), np.float64),
+            np.zeros((schema.n_int, 0), np.int64),
+            np.zeros((len(schema.columns), 0), np.bool_),
+        )
+
+    @staticmethod
+    def concat(schema: Schema, batches: list[EventBatch]) -> EventBatch:
+        if not batches:
+            return EventBatch.empty(schema)
+        return EventBatch(
+            np.concatenate([b.stream for b in batches]),
+            np.concatenate([b.key for b in batches]),
+            np.concatenate([b.ts for b in batches]),
+            np.concatenate([b.seq for b in batches]),
+            np.concatenate([b.floats for b in batches], axis=1),
+            np.concatenate([b.ints for b in batches], axis=1),
+            np.concatenate([b.valid for b in batches], axis=1),
+        )
+
+
+def batch_from_records(
+    schema: Schema,
+    records: Iterable[tuple[str, Mapping[str, object]]],
+    pool: StringPool,
+    keys: StringPool,
+    first_seq: int = 0,
+    timestamps: Iterable[int] | None = None,
+) -> EventBatch:
+    """Build a batch from (stream name, field dict) pairs: for tests, files and the API.
+
+    The key of each event is its stream's key field, interned in `keys`. Event time is the
+    stream's time field, or the given `timestamps` (record or processing time).
+    """
+    rows = list(records)
+    n = len(rows)
+    stream_ix = np.zeros(n, np.int8)
+    key = np.zeros(n, np.int64)
+    ts = np.zeros(n, np.int64)
+    floats = np.zeros((schema.n_float, n), np.float64)
+    ints = np.zeros((schema.n_int, n), np.int64)
+    valid = np.zeros((len(schema.columns), n), np.bool_)
+    given_ts = list(timestamps) if timestamps is not None else None
+    by_stream = {s.name: i for i, s in enumerate(schema.streams)}
+    for row, (stream_name, values) in enumerate(rows):
+        s_index = by_stream[stream_name]
+        stream = schema.streams[s_index]
+        stream_ix[row] = s_index
+        key[row] = keys.intern(str(values.get(stream.key, "")))
+        if given_ts is not None:
+            ts[row] = given_ts[row]
+        elif stream.time_field is not None:
+            ts[row] = int(values[stream.time_field])  # type: ignore[call-overload]
+        for c_index, column in enumerate(schema.columns):
+            if column.stream != s_index:
+                continue
+            value = values.get(column.field)
+            if value is None:
+                continue
+            valid[c_index, row] = True
+            if column.type is Type.FLOAT:
+                floats[column.slot, row] = float(value)  # type: ignore[arg-type]
+            elif column.type is Type.STRING:
+                ints[column.slot, row] = pool.intern(str(value))
+            else:
+                ints[column.slot, row] = int(value)  # type: ignore[call-overload]
+    seq = np.arange(first_seq, first_seq + n, dtype=np.int64)
+    return EventBatch(stream_ix, key, ts, seq, floats, ints, valid)
