@@ -21,7 +21,7 @@ from lark.tree import Meta
 from cep import ast
 from cep.errors import Diagnostic, RuleSyntaxError, Severity, Span
 
-_TOP_LEVEL = re.compile(r"^(rule|stream|const)\b", re.MULTILINE)
+_TOP_LEVEL = re.compile(r"^[ \t]*(rule|stream|const)\b", re.MULTILINE)
 _CLAUSE = re.compile(
     r"^\s*(version|severity|labels|enabled|description|from|pattern|where|within|skip|emit"
     r"|on|key|time|out_of_order|idle|fields)\b"

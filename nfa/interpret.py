@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from nfa import expr as ir
 from nfa.batch import StringPool
-from nfa.program import Program
+from nfa.program import OutputSpec, Program
 
 Value = int | float | bool | None
 EARTH_RADIUS_KM = 6371.0088
@@ -42,6 +42,23 @@ class Evaluator:
     def __init__(self, program: Program, pool: StringPool):
         self.program = program
         self.pool = pool
+
+    def output(
+        self, spec: OutputSpec | None, stages: Sequence[Sequence[Event]]
+    ) -> tuple[tuple[str, object], ...]:
+        """The output fields of a (partial) match, with strings as Python strings."""
+        if spec is None:
+            return ()
+        out: list[tuple[str, object]] = []
+        for name, node in spec.fields:
+            value = self.eval(node, None, stages)
+            if value is not None and node.type is ir.Type.STRING:
+                out.append((name, self.pool.value(int(value))))
+            elif value is not None and node.type is ir.Type.BOOL:
+                out.append((name, bool(value)))
+            else:
+                out.append((name, value))
+        return tuple(out)
 
     def truth(self, expr: ir.Expr, event: Event | None, stages: Sequence[Sequence[Event]]) -> bool:
         return self.eval(expr, event, stages) is True

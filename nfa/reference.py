@@ -247,7 +247,9 @@ class ReferenceNFA:
         window_end = run.start.ts + self.program.window_ms
         pending = self.program.state_kind[run.state] == StateKind.PENDING
         time = window_end if (timed_out or pending) else events[-1].ts
-        return Match(rule, key, events, time, timed_out)
+        spec = self.program.on_timeout if timed_out else self.program.emit
+        fields = self.evaluator.output(spec, self.stages(run))
+        return Match(rule, key, events, time, timed_out, fields)
 
 
 class ReferenceEngine:

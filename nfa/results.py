@@ -25,6 +25,7 @@ class Match:
     events: tuple[MatchedEvent, ...]
     time: int  # event time at which it was decided: last event, or window end
     timed_out: bool = False
+    fields: tuple[tuple[str, object], ...] = ()  # the rule's output, strings decoded
 
     @property
     def start(self) -> int:

@@ -1,0 +1,1 @@
+"""The shipped rule library (data only): DSL and YAML rule files with their tests."""
