@@ -14,6 +14,29 @@ from cep import ast
 from cep.errors import Diagnostic, error, warning
 
 Pass = Callable[[ast.RuleFile, list[Diagnostic]], None]
+#: Words that read as pattern syntax; the contextual lexer would accept them as stage names.
+RESERVED = frozenset(
+    {
+        "next",
+        "followed",
+        "by",
+        "any",
+        "not",
+        "until",
+        "greedy",
+        "consecutive",
+        "combinations",
+        "rule",
+        "stream",
+        "const",
+        "where",
+        "within",
+        "skip",
+        "emit",
+        "pattern",
+        "from",
+    }
+)
 
 
 def stages_of(pattern: ast.Pattern) -> Iterator[tuple[ast.Step, ast.Stage]]:
@@ -119,6 +142,14 @@ def check_patterns(rule_file: ast.RuleFile, out: list[Diagnostic]) -> None:
                     )
                 )
             names.add(stage.name)
+            if stage.name in RESERVED:
+                out.append(
+                    error(
+                        "E289",
+                        stage.span,
+                        f"`{stage.name}` is a keyword of patterns; give the stage another name",
+                    )
+                )
             if stage.stream is not None and stage.stream not in rule.streams:
                 out.append(
                     error(

@@ -81,9 +81,25 @@ class CepError(Exception):
 
 
 class RuleSyntaxError(CepError):
-    """The text does not follow the grammar."""
+    """The text does not follow the grammar.
+
+    `partial` holds the items that parsed cleanly, so semantic checks can still run on them
+    (one run reports every mistake); `declarations_ok` is False when a stream or constant
+    declaration was broken, which would make checks on the rest report false errors.
+    """
 
     phase = "parse"
+
+    def __init__(
+        self,
+        diagnostics: Iterable[Diagnostic],
+        sources: dict[str, str] | None = None,
+        partial: object = None,
+        declarations_ok: bool = False,
+    ):
+        super().__init__(diagnostics, sources)
+        self.partial = partial
+        self.declarations_ok = declarations_ok
 
 
 class RuleCheckError(CepError):

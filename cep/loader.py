@@ -64,14 +64,18 @@ def load_paths(paths: Iterable[str | Path]) -> LoadedRules:
     """Parse every rule file under `paths`; raise one error holding every file's problems."""
     result = LoadedRules()
     diagnostics: list[Diagnostic] = []
+    declarations_ok = True
     for path in rule_files(paths):
         text = path.read_text(encoding="utf-8")
         name = str(path)
         result.sources[name] = text
         try:
             loaded = load_text(text, name)
-        except CepError as exc:
+        except RuleSyntaxError as exc:
             diagnostics.extend(exc.diagnostics)
+            declarations_ok &= exc.declarations_ok
+            if isinstance(exc.partial, ast.RuleFile):
+                result.rule_file = result.rule_file.merged(exc.partial)
             continue
         result.rule_file = result.rule_file.merged(loaded.rule_file)
         result.tests.extend(loaded.tests)
@@ -82,6 +86,12 @@ def load_paths(paths: Iterable[str | Path]) -> LoadedRules:
                 (str(sidecar), t) for t in data.get("tests", []) if isinstance(t, dict)
             )
     if diagnostics:
+        if declarations_ok:
+            # Check what parsed, so one run reports semantic mistakes too.
+            try:
+                compile_rules(result.rule_file)
+            except CepError as exc:
+                diagnostics.extend(exc.diagnostics)
         raise RuleSyntaxError(diagnostics, result.sources)
     return result
 

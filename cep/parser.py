@@ -66,15 +66,22 @@ def parse_text(text: str, file: str = "<input>", line_offset: int = 0) -> ast.Ru
     preamble = text[: starts[0]] if starts else text
     if preamble.strip():
         _report_stray(preamble, file, line_offset, diagnostics)
+    declarations_ok = not diagnostics
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else len(text)
         # Pad with newlines so the chunk's line numbers are the file's.
         padding = "\n" * (text.count("\n", 0, start) + line_offset)
+        before = len(diagnostics)
         chunk = _parse_item(padding + text[start:end], file, diagnostics)
-        if chunk is not None:
+        if len(diagnostics) > before:
+            # A broken item is left out; checks on the clean items can still run.
+            declarations_ok &= _TOP_LEVEL.match(text, start).group(1) == "rule"  # type: ignore[union-attr]
+        elif chunk is not None:
             result = result.merged(chunk)
     if diagnostics:
-        raise RuleSyntaxError(diagnostics, {file: "\n" * line_offset + text})
+        raise RuleSyntaxError(
+            diagnostics, {file: "\n" * line_offset + text}, result, declarations_ok
+        )
     return result
 
 

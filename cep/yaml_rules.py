@@ -98,7 +98,10 @@ def parse_yaml(text: str, file: str) -> tuple[ast.RuleFile, list[dict[str, Any]]
                 )
             )
     if diagnostics:
-        raise RuleSyntaxError(diagnostics, {file: text})
+        declarations_ok = (
+            not any(d.span.line <= streams.end_mark.line for d in diagnostics) if streams else True
+        )
+        raise RuleSyntaxError(diagnostics, {file: text}, result, declarations_ok)
     tests = data.get("tests") or []
     return result, tests if isinstance(tests, list) else []
 
@@ -146,7 +149,7 @@ def _overlay_clause(
     row, column = key.start_mark.line, key.start_mark.column
     canvas[row] = " " * column + keyword
     if isinstance(value, yaml.ScalarNode) and value.style in ("|", ">"):
-        for r in range(row + 1, min(value.end_mark.line + 1, len(lines))):
+        for r in _block_lines(value, len(lines)):
             canvas[r] = lines[r]
     elif isinstance(value, yaml.ScalarNode):
         start, end = value.start_mark, value.end_mark
@@ -162,7 +165,7 @@ def _block_overlay(
 ) -> str:
     canvas = [""] * len(lines)
     if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
-        for r in range(node.start_mark.line + 1, min(node.end_mark.line + 1, len(lines))):
+        for r in _block_lines(node, len(lines)):
             canvas[r] = lines[r]
     else:
         out.append(_error(file, node, "`streams` holds DSL text in a block scalar: `streams: |`"))
@@ -177,6 +180,16 @@ def _parse_overlay(
     except RuleSyntaxError as exc:
         out.extend(exc.diagnostics)
         return into
+
+
+def _block_lines(node: yaml.Node, n_lines: int) -> range:
+    """The file lines (0-based) holding a block scalar's content.
+
+    The end mark of a block scalar is the start of the next token, usually column 0 of the
+    line after the block, which then does not belong to it.
+    """
+    end = node.end_mark.line + (1 if node.end_mark.column > 0 else 0)
+    return range(node.start_mark.line + 1, min(end, n_lines))
 
 
 def _span(file: str, node: yaml.Node) -> Span:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import pickle
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -187,7 +186,8 @@ class Program:
 
     def fingerprint(self) -> str:
         """A stable hash of everything the engines run, for compilation caches."""
-        payload = pickle.dumps(
+        # repr, not pickle: pickle output depends on object identity, repr only on values.
+        payload = repr(
             (
                 self.schema,
                 self.stage_streams,
@@ -207,7 +207,7 @@ class Program:
                 self.skip_stage,
                 self.tables,
             )
-        )
+        ).encode()
         return hashlib.sha256(payload).hexdigest()[:20]
 
     def describe(self) -> str:

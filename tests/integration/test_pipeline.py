@@ -48,8 +48,15 @@ def _drain(bootstrap: str, topic: str, want: int, timeout: float = 20.0) -> list
     return found
 
 
-def test_rule_file_to_alert_topic(kafka_bootstrap: str, redis_url: str, topic_name: str, tmp_path: Path) -> None:
-    inp, alerts, dlq, late = f"{topic_name}-in", f"{topic_name}-alerts", f"{topic_name}-dlq", f"{topic_name}-late"
+def test_rule_file_to_alert_topic(
+    kafka_bootstrap: str, redis_url: str, topic_name: str, tmp_path: Path
+) -> None:
+    inp, alerts, dlq, late = (
+        f"{topic_name}-in",
+        f"{topic_name}-alerts",
+        f"{topic_name}-dlq",
+        f"{topic_name}-late",
+    )
     create_topics(kafka_bootstrap, {inp: 2, alerts: 1, dlq: 1, late: 1})
     rule_file = tmp_path / "rules.cep"
     rule_file.write_text(RULES.replace("ALERTS", alerts))
@@ -72,13 +79,31 @@ def test_rule_file_to_alert_topic(kafka_bootstrap: str, redis_url: str, topic_na
         }
     )
     producer = Producer({"bootstrap.servers": kafka_bootstrap, **producer_defaults()})
-    events = [("c1", 1.0, 0), ("c2", 1.5, 1), ("c1", 2.0, 2), ("c1", 3.0, 3), ("c1", 900.0, 4), ("c2", 70.0, 5)]
+    events = [
+        ("c1", 1.0, 0),
+        ("c2", 1.5, 1),
+        ("c1", 2.0, 2),
+        ("c1", 3.0, 3),
+        ("c1", 900.0, 4),
+        ("c2", 70.0, 5),
+    ]
     for card, amount, minute in events:
-        value = {"card_id": card, "amount": amount, "merchant": "shop", "ts": 1_767_225_600_000 + minute * 60_000}
+        value = {
+            "card_id": card,
+            "amount": amount,
+            "merchant": "shop",
+            "ts": 1_767_225_600_000 + minute * 60_000,
+        }
         producer.produce(inp, orjson.dumps(value), card.encode())
     producer.produce(inp, b"{not json", b"c1")
     # c1's watermark is at minute 4 by now; an event at minute 1 on the same partition is late.
-    producer.produce(inp, orjson.dumps({"card_id": "c1", "amount": 1.0, "merchant": "x", "ts": 1_767_225_600_000 + 60_000}), b"c1")
+    producer.produce(
+        inp,
+        orjson.dumps(
+            {"card_id": "c1", "amount": 1.0, "merchant": "x", "ts": 1_767_225_600_000 + 60_000}
+        ),
+        b"c1",
+    )
     producer.flush(10)
 
     seen: list[dict[str, object]] = []
