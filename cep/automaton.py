@@ -97,6 +97,8 @@ class AutomatonBuilder:
         self.states: list[BState] = []
         self.current = len(plans) - 1
         self.following: StagePlan | None = None
+        self.stop_states: dict[str, BState] = {}
+        self.original: dict[int, BState] = {}  # FlinkCEP's originalStateMap (greedy + until)
 
     # ------------------------------------------------------------------ helpers
     def new(self, name: str, kind: StateKind = StateKind.NORMAL, stage: int = -1) -> BState:
@@ -104,12 +106,18 @@ class AutomatonBuilder:
         self.states.append(state)
         return state
 
-    def stop(self, name: str) -> BState:
-        return self.new(f"{name}:stop", StateKind.STOP)
+    def stop(self, condition: Formula, name: str, stage: int) -> BState:
+        """FlinkCEP's createStopState: one per negated stage, entered by taking the event."""
+        state = self.stop_states.get(name)
+        if state is None:
+            state = self.new(f"{name}:stop", StateKind.STOP, stage)
+            state.add(Action.TAKE, state, condition, stage)
+            self.stop_states[name] = state
+        return state
 
     def copy(self, state: BState) -> BState:
         clone = self.new(state.name, state.kind, state.stage)
-        clone.edges = list(state.edges)
+        clone.edges = [(a, clone if t is state else t, s, c) for a, t, s, c in state.edges]
         return clone
 
     @property
@@ -117,13 +125,16 @@ class AutomatonBuilder:
         return self.plans[self.current]
 
     def ignore_condition(self, inner: bool) -> Formula | None:
-        """FlinkCEP's getIgnoreCondition / getInnerIgnoreCondition."""
+        """FlinkCEP's getIgnoreCondition, or getInnerIgnoreCondition extended with `until`."""
         strategy = self.plan.inner if inner else self.plan.consuming
+        ignore: Formula | None = None
         if strategy is Consuming.NEXT:
-            return f_not(self.take_condition())
-        if strategy is Consuming.ANY:
-            return TRUE if self.plan.until is None else f_not(self.plan.until)
-        return None
+            ignore = f_not(self.plan.take)
+        elif strategy is Consuming.ANY:
+            ignore = TRUE
+        if inner and ignore is not None and self.plan.until is not None:
+            return ("and", f_not(self.plan.until), ignore)
+        return ignore
 
     def take_condition(self) -> Formula:
         """The stage's condition, and not its until condition (extendWithUntilCondition)."""
@@ -131,39 +142,52 @@ class AutomatonBuilder:
             return self.plan.take
         return ("and", f_not(self.plan.until), self.plan.take)
 
-    def not_conditions(self) -> list[tuple[Formula, str]]:
+    def not_conditions(self) -> list[tuple[Formula, str, int]]:
         """Not-followed-by stages between this stage and the previous positive one."""
-        out: list[tuple[Formula, str]] = []
+        out: list[tuple[Formula, str, int]] = []
         i = self.current
         while i > 0 and (
             self.plans[i - 1].optional or self.plans[i - 1].consuming is Consuming.NOT_FOLLOW
         ):
             i -= 1
             if self.plans[i].consuming is Consuming.NOT_FOLLOW:
-                out.append((self.plans[i].take, self.plans[i].name))
+                out.append((self.plans[i].take, self.plans[i].name, self.plans[i].stage))
         return out
 
     def add_stop_states(self, state: BState) -> None:
-        for condition, name in self.not_conditions():
-            state.add(Action.PROCEED, self.stop(name), condition)
+        for condition, name, stage in self.not_conditions():
+            state.add(Action.PROCEED, self.stop(condition, name, stage), condition)
 
     def add_stop_state_to_looping(self, state: BState) -> None:
         following = self.following
         if following is not None and following.consuming is Consuming.NOT_FOLLOW:
-            state.add(Action.PROCEED, self.stop(following.name), following.take)
+            stop = self.stop(following.take, following.name, following.stage)
+            state.add(Action.PROCEED, stop, following.take)
 
     def copy_without_transitive_nots(self, sink: BState) -> BState:
+        """FlinkCEP's copyWithoutTransitiveNots: after an optional stage takes an event, the
+        negations before it no longer apply."""
         nots = self.not_conditions()
         if not nots or not self.plan.optional:
             return sink
-        names = {f"{name}:stop" for _, name in nots}
+        names = {f"{name}:stop" for _, name, _ in nots}
         clone = self.new(sink.name, sink.kind, sink.stage)
-        clone.edges = [
-            e
-            for e in sink.edges
-            if not (e[0] is Action.PROCEED and e[1].kind is StateKind.STOP and e[1].name in names)
-        ]
+        for action, target, stage, condition in sink.edges:
+            if action is Action.PROCEED:
+                if target.kind is StateKind.STOP:
+                    if target.name in names:
+                        continue
+                else:
+                    target = self.copy_without_transitive_nots(target)
+            elif target is sink:
+                target = clone
+            clone.edges.append((action, target, stage, condition))
         return clone
+
+    def greedy_guard(self, state: BState, take: Formula) -> None:
+        """FlinkCEP's updateWithGreedyCondition: what follows a greedy loop cannot take an
+        event the loop could take."""
+        state.edges = [(a, t, s, ("and", c, f_not(take))) for a, t, s, c in state.edges]
 
     # ------------------------------------------------------------------ construction
     def build(self) -> Automaton:
@@ -173,7 +197,9 @@ class AutomatonBuilder:
             if plan.consuming is Consuming.NOT_FOLLOW:
                 if self.windowed and sink.kind is StateKind.FINAL:
                     pending = self.new(f"{plan.name}:absent", StateKind.PENDING, plan.stage)
-                    pending.add(Action.PROCEED, self.stop(plan.name), plan.take)
+                    pending.add(
+                        Action.PROCEED, self.stop(plan.take, plan.name, plan.stage), plan.take
+                    )
                     pending.add(Action.IGNORE, pending, f_not(plan.take))
                     sink = pending
             elif plan.consuming is Consuming.NOT_NEXT:
@@ -182,7 +208,7 @@ class AutomatonBuilder:
                     not_next.add(Action.IGNORE, sink, f_not(plan.take))
                 else:
                     not_next.add(Action.PROCEED, sink, f_not(plan.take))
-                not_next.add(Action.PROCEED, self.stop(plan.name), plan.take)
+                not_next.add(Action.PROCEED, self.stop(plan.take, plan.name, plan.stage), plan.take)
                 sink = not_next
             else:
                 sink = self.convert(sink)
@@ -220,10 +246,9 @@ class AutomatonBuilder:
         target = self.copy_without_transitive_nots(sink)
         state.add(Action.TAKE, target, take, plan.stage)
         if optional and proceed is not None:
-            if plan.greedy:
-                if plan.until is not None:
-                    state.add(Action.PROCEED, proceed, plan.until)
-                state.add(Action.PROCEED, proceed, f_not(take))
+            if plan.greedy and plan.until is not None:
+                state.add(Action.PROCEED, self.original.get(proceed.id, proceed), plan.until)
+                state.add(Action.PROCEED, proceed, f_not(plan.until))
             else:
                 state.add(Action.PROCEED, proceed, TRUE)
         if ignore is not None:
@@ -245,8 +270,13 @@ class AutomatonBuilder:
         state = self.new(plan.name, StateKind.NORMAL, plan.stage)
         if plan.greedy:
             if plan.until is not None:
-                state.add(Action.PROCEED, self.copy(sink), plan.until)
-            state.add(Action.PROCEED, sink, f_not(take))
+                sink_copy = self.copy(sink)
+                state.add(Action.PROCEED, sink_copy, plan.until)
+                self.original[sink.id] = sink_copy
+                state.add(Action.PROCEED, sink, f_not(plan.until))
+            else:
+                state.add(Action.PROCEED, sink, TRUE)
+            self.greedy_guard(sink, plan.take)
         else:
             state.add(Action.PROCEED, sink, TRUE)
         state.add(Action.TAKE, state, take, plan.stage)
@@ -265,7 +295,9 @@ class AutomatonBuilder:
         take = self.take_condition()
         inner_ignore = self.ignore_condition(inner=True)
         if plan.greedy and times_from != times_to:
-            sink.edges = [(a, t, s, ("and", c, f_not(take))) for a, t, s, c in sink.edges]
+            if plan.until is not None:
+                self.original[sink.id] = self.copy(sink)
+            self.greedy_guard(sink, take)
         last = sink
         for _ in range(times_from, times_to):
             last = self.singleton(last, proceed, take, inner_ignore, True)

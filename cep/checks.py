@@ -221,10 +221,8 @@ def _check_quantified(stage: ast.Stage, out: list[Diagnostic]) -> None:
             out.append(error("E288", stage.span, f"`{stage.inner.value}` applies to loops only"))
         if stage.until is not None:
             out.append(error("E288", stage.span, "`until` applies to loops only"))
-        if stage.greedy and not q.optional:
-            out.append(
-                error("E288", stage.span, "`greedy` applies to loops and optional stages only")
-            )
+        if stage.greedy:
+            out.append(error("E288", stage.span, "`greedy` applies to loops only"))
 
 
 def check_conditions(rule_file: ast.RuleFile, out: list[Diagnostic]) -> None:
