@@ -23,9 +23,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from nfa.program import F_AND, F_NOT, F_OR, F_TRUE, Action, StateKind
+from nfa.program import Action, StateKind
 
 Formula = tuple[Any, ...]  # ("true",) | ("atom", i) | ("not", f) | ("and", f, g) | ("or", f, g)
 TRUE: Formula = ("true",)
@@ -72,6 +70,32 @@ class StagePlan:
     until: Formula | None = None
 
 
+@dataclass(frozen=True)
+class GroupPlan:
+    """A parenthesised group: alternatives of sub-sequences, with a quantifier.
+
+    Compiled as FlinkCEP compiles a GroupPattern (each alternative's states built with the
+    group's sink); several alternatives hang off a branch state by PROCEED edges, tried in
+    the order written.
+    """
+
+    name: str
+    alternatives: tuple[tuple[Plan, ...], ...]
+    consuming: Consuming
+    inner: Consuming = Consuming.NEXT
+    times_from: int = 1
+    times_to: int = 1
+    looping: bool = False
+    optional: bool = False
+    greedy: bool = False
+    until: Formula | None = None
+    stage: int = -1
+    take: Formula = ("true",)
+
+
+Plan = StagePlan | GroupPlan
+
+
 @dataclass(eq=False)
 class BState:
     id: int
@@ -91,14 +115,16 @@ class Automaton:
 
 
 class AutomatonBuilder:
-    def __init__(self, plans: list[StagePlan], windowed: bool):
-        self.plans = plans
+    def __init__(self, plans: list[Plan], windowed: bool):
+        self.plans: list[Plan] = plans
         self.windowed = windowed
         self.states: list[BState] = []
         self.current = len(plans) - 1
-        self.following: StagePlan | None = None
+        self.following: Plan | None = None
         self.stop_states: dict[str, BState] = {}
         self.original: dict[int, BState] = {}  # FlinkCEP's originalStateMap (greedy + until)
+        self.group: GroupPlan | None = None  # the group whose inner sequence is being built
+        self.first_of_loop: dict[int, bool] = {}  # per group: building its first iteration
 
     # ------------------------------------------------------------------ helpers
     def new(self, name: str, kind: StateKind = StateKind.NORMAL, stage: int = -1) -> BState:
@@ -121,12 +147,36 @@ class AutomatonBuilder:
         return clone
 
     @property
-    def plan(self) -> StagePlan:
+    def plan(self) -> Plan:
         return self.plans[self.current]
+
+    def head_of_group(self) -> bool:
+        return self.group is not None and self.current == 0
+
+    def group_first_of_loop(self) -> bool:
+        return self.group is None or self.first_of_loop.get(id(self.group), True)
+
+    def set_first_of_loop(self, value: bool) -> None:
+        if isinstance(self.plan, GroupPlan):
+            self.first_of_loop[id(self.plan)] = value
+
+    def pattern_optional(self) -> bool:
+        """FlinkCEP's isPatternOptional: a group's head is optional when the group is."""
+        if self.head_of_group():
+            assert self.group is not None
+            return self.group_first_of_loop() and self.group.optional
+        return self.plan.optional
 
     def ignore_condition(self, inner: bool) -> Formula | None:
         """FlinkCEP's getIgnoreCondition, or getInnerIgnoreCondition extended with `until`."""
         strategy = self.plan.inner if inner else self.plan.consuming
+        if self.head_of_group():
+            assert self.group is not None
+            strategy = (
+                self.group.consuming
+                if (not inner and self.group_first_of_loop())
+                else self.group.inner
+            )
         ignore: Formula | None = None
         if strategy is Consuming.NEXT:
             ignore = f_not(self.plan.take)
@@ -191,7 +241,12 @@ class AutomatonBuilder:
 
     # ------------------------------------------------------------------ construction
     def build(self) -> Automaton:
-        sink = self.new("$end", StateKind.FINAL)
+        sink = self.middle(self.new("$end", StateKind.FINAL))
+        start = self.convert(sink)
+        return Automaton(self.states, start)
+
+    def middle(self, sink: BState) -> BState:
+        """FlinkCEP's createMiddleStates: every element but the first, backwards."""
         while self.current > 0:
             plan = self.plan
             if plan.consuming is Consuming.NOT_FOLLOW:
@@ -214,23 +269,66 @@ class AutomatonBuilder:
                 sink = self.convert(sink)
             self.following = plan
             self.current -= 1
-        start = self.convert(sink)
-        return Automaton(self.states, start)
+        return sink
 
     def convert(self, sink: BState) -> BState:
         """FlinkCEP's convertPattern."""
         plan = self.plan
         if plan.looping:
+            self.set_first_of_loop(False)
             looping = self.looping(self.copy_without_transitive_nots(sink))
+            self.set_first_of_loop(True)
             last = self.times(looping, sink, plan.times_from, plan.times_from)
         elif plan.times_to > 1:
             last = self.times(sink, sink, plan.times_from, plan.times_to)
         else:
             last = self.singleton(
-                sink, sink, self.take_condition(), self.ignore_condition(False), plan.optional
+                sink,
+                sink,
+                self.take_condition(),
+                self.ignore_condition(False),
+                self.pattern_optional(),
             )
         self.add_stop_states(last)
         return last
+
+    def group_entries(self, group: GroupPlan, sink: BState) -> list[BState]:
+        """Build each alternative of `group` towards `sink`; return their first states."""
+        saved = (self.plans, self.current, self.following, self.group)
+        entries = []
+        for alternative in group.alternatives:
+            self.plans, self.current, self.group = list(alternative), len(alternative) - 1, group
+            self.following = saved[2]
+            entries.append(self.convert(self.middle(sink)))
+        self.plans, self.current, self.following, self.group = saved
+        return entries
+
+    def branch(self, group: GroupPlan, entries: list[BState]) -> BState:
+        if len(entries) == 1:
+            return entries[0]
+        state = self.new(f"{group.name}:or", StateKind.NORMAL)
+        for entry in entries:
+            state.add(Action.PROCEED, entry, TRUE)
+        return state
+
+    def group_state(self, sink: BState, proceed: BState | None, optional: bool) -> BState:
+        """FlinkCEP's createGroupPatternState, with alternation."""
+        group = self.plan
+        assert isinstance(group, GroupPlan)
+        entry = self.branch(group, self.group_entries(group, sink))
+        if optional and proceed is not None:
+            entry.add(Action.PROCEED, proceed, TRUE)
+        return entry
+
+    def looping_group(self, sink: BState) -> BState:
+        """FlinkCEP's createLoopingGroupPatternState: the group's end leads back to its start."""
+        group = self.plan
+        assert isinstance(group, GroupPlan)
+        again = self.new(f"{group.name}:again", StateKind.NORMAL)
+        entry = self.branch(group, self.group_entries(group, again))
+        entry.add(Action.PROCEED, sink, TRUE)
+        again.add(Action.PROCEED, entry, TRUE)
+        return entry
 
     def singleton(
         self,
@@ -242,10 +340,12 @@ class AutomatonBuilder:
     ) -> BState:
         """FlinkCEP's createSingletonState."""
         plan = self.plan
+        if isinstance(plan, GroupPlan):
+            return self.group_state(sink, proceed, optional)
         state = self.new(plan.name, StateKind.NORMAL, plan.stage)
         target = self.copy_without_transitive_nots(sink)
         state.add(Action.TAKE, target, take, plan.stage)
-        if optional and proceed is not None:
+        if optional and proceed is not None and not self.head_of_group():
             if plan.greedy and plan.until is not None:
                 state.add(Action.PROCEED, self.original.get(proceed.id, proceed), plan.until)
                 state.add(Action.PROCEED, proceed, f_not(plan.until))
@@ -265,6 +365,8 @@ class AutomatonBuilder:
     def looping(self, sink: BState) -> BState:
         """FlinkCEP's createLooping."""
         plan = self.plan
+        if isinstance(plan, GroupPlan):
+            return self.looping_group(sink)
         take = self.take_condition()
         ignore = self.ignore_condition(inner=True)
         state = self.new(plan.name, StateKind.NORMAL, plan.stage)
@@ -292,6 +394,7 @@ class AutomatonBuilder:
     def times(self, sink: BState, proceed: BState, times_from: int, times_to: int) -> BState:
         """FlinkCEP's createTimesState."""
         plan = self.plan
+        self.set_first_of_loop(False)
         take = self.take_condition()
         inner_ignore = self.ignore_condition(inner=True)
         if plan.greedy and times_from != times_to:
@@ -305,64 +408,7 @@ class AutomatonBuilder:
         for _ in range(times_from - 1):
             last = self.singleton(last, None, take, inner_ignore, False)
             self.add_stop_state_to_looping(last)
-        return self.singleton(last, proceed, take, self.ignore_condition(False), plan.optional)
-
-
-def to_postfix(formula: Formula, out: list[int]) -> None:
-    tag = formula[0]
-    if tag == "true":
-        out.append(F_TRUE)
-    elif tag == "atom":
-        out.append(formula[1])
-    elif tag == "not":
-        to_postfix(formula[1], out)
-        out.append(F_NOT)
-    else:
-        to_postfix(formula[1], out)
-        to_postfix(formula[2], out)
-        out.append(F_AND if tag == "and" else F_OR)
-
-
-def flatten(automaton: Automaton) -> dict[str, object]:
-    """The automaton as the arrays of `nfa.program.Program`, unreachable states dropped."""
-    reachable: list[BState] = []
-    seen: set[int] = set()
-    todo = [automaton.start]
-    while todo:
-        state = todo.pop()
-        if state.id in seen:
-            continue
-        seen.add(state.id)
-        reachable.append(state)
-        todo.extend(reversed([e[1] for e in state.edges]))
-    reachable.sort(key=lambda s: (s is not automaton.start, s.id))
-    index = {s.id: i for i, s in enumerate(reachable)}
-    state_edges, formulas = [0], [0]
-    actions: list[int] = []
-    targets: list[int] = []
-    stages: list[int] = []
-    code: list[int] = []
-    for state in reachable:
-        for action, target, stage, condition in state.edges:
-            actions.append(int(action))
-            targets.append(index[target.id])
-            stages.append(stage)
-            to_postfix(condition, code)
-            formulas.append(len(code))
-        state_edges.append(len(actions))
-
-    def arr(values: list[int]) -> np.ndarray:
-        return np.asarray(values, dtype=np.int32)
-
-    return {
-        "start_state": 0,
-        "state_names": tuple(s.name for s in reachable),
-        "state_kind": arr([int(s.kind) for s in reachable]),
-        "state_stage": arr([s.stage for s in reachable]),
-        "state_edges": arr(state_edges),
-        "edge_action": arr(actions),
-        "edge_target": arr(targets),
-        "edge_stage": arr(stages),
-        "edge_formula": arr(formulas),
-        "formula_code": arr(code),
-    }
+        self.set_first_of_loop(True)
+        return self.singleton(
+            last, proceed, take, self.ignore_condition(False), self.pattern_optional()
+        )

@@ -169,15 +169,7 @@ def check_patterns(rule_file: ast.RuleFile, out: list[Diagnostic]) -> None:
             _check_quantified(stage, out)
             if step.negated and stage.quantifier != ast.ONCE:
                 out.append(error("E283", stage.span, "a negated stage cannot have a quantifier"))
-        for step in rule.pattern.steps:
-            if isinstance(step.element, ast.Group):
-                out.append(
-                    error(
-                        "E301",
-                        step.element.span,
-                        "groups and alternation are not supported by the compiler yet",
-                    )
-                )
+        _check_groups(rule.pattern, out)
         steps = rule.pattern.steps
         if steps and steps[0].negated:
             out.append(error("E284", steps[0].span, "a pattern cannot start with a negation"))
@@ -209,6 +201,27 @@ def check_patterns(rule_file: ast.RuleFile, out: list[Diagnostic]) -> None:
         skip = rule.skip
         if skip.kind in (ast.SkipKind.TO_FIRST, ast.SkipKind.TO_LAST) and skip.stage not in names:
             out.append(error("E204", skip.span, f"unknown stage `{skip.stage}` in skip strategy"))
+
+
+def _check_groups(pattern: ast.Pattern, out: list[Diagnostic]) -> None:
+    for step in pattern.steps:
+        group = step.element
+        if not isinstance(group, ast.Group):
+            continue
+        if step.negated:
+            out.append(error("E301", group.span, "a group cannot be negated; negate its stages"))
+        if group.greedy or group.until is not None:
+            out.append(
+                error(
+                    "E301", group.span, "`greedy` and `until` apply to single stages, not to groups"
+                )
+            )
+        for alternative in group.alternatives:
+            if alternative.steps and alternative.steps[0].negated:
+                out.append(
+                    error("E284", alternative.steps[0].span, "a group cannot start with a negation")
+                )
+            _check_groups(alternative, out)
 
 
 def _check_quantified(stage: ast.Stage, out: list[Diagnostic]) -> None:

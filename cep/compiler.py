@@ -9,11 +9,13 @@ stream see the same columns and the same watermark.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from cep import ast
-from cep.automaton import AutomatonBuilder, Consuming, StagePlan, atom, flatten
+from cep.automaton import AutomatonBuilder, Consuming, GroupPlan, Plan, StagePlan, atom
 from cep.checks import run_checks, stages_of
 from cep.errors import Diagnostic, RuleCheckError, Severity
+from cep.flatten import flatten
 from cep.lower import Lowerer, Scope
 from nfa import expr as ir
 from nfa.program import OutputSpec, Program, RuleInfo, Schema, SkipKind, StreamSchema
@@ -81,7 +83,6 @@ def _compile_rule(
 ) -> Program | None:
     assert rule.pattern is not None  # checked
     stages = [stage for _, stage in stages_of(rule.pattern)]
-    steps = [step for step, _ in stages_of(rule.pattern)]
     stage_index = {s.name: i for i, s in enumerate(stages)}
     stage_streams = {s.name: schema.stream_index(s.stream or rule.streams[0]) for s in stages}
     conditions = {c.stage: c for c in rule.conditions}
@@ -117,16 +118,14 @@ def _compile_rule(
             condition = ir.Op("and", (is_stream, condition), ir.Type.BOOL)
         atoms.append(condition)
 
-    plans = []
-    for i, (step, stage) in enumerate(zip(steps, stages, strict=True)):
-        until = None
+    untils: dict[str, tuple[object, ...]] = {}
+    for i, stage in enumerate(stages):
         if stage.until is not None:
             visible = {s.name for s in stages[: i + 1]}
             lowered = Lowerer(scope(stage_streams[stage.name], visible)).condition(stage.until)
             atoms.append(lowered)
-            until = atom(len(atoms) - 1)
-        plans.append(_plan(step, stage, i, until))
-
+            untils[stage.name] = atom(len(atoms) - 1)
+    plans = _plans(rule.pattern, stage_index, untils)
     builder = AutomatonBuilder(plans, windowed=rule.within is not None)
     arrays = flatten(builder.build())
 
@@ -172,9 +171,38 @@ def _compile_rule(
     )
 
 
-def _plan(
-    step: ast.Step, stage: ast.Stage, index: int, until: tuple[object, ...] | None
-) -> StagePlan:
+def _plans(
+    pattern: ast.Pattern, stage_index: dict[str, int], untils: dict[str, tuple[object, ...]]
+) -> list[Plan]:
+    """The builder's view of a pattern: one plan per element, groups recursively."""
+    out: list[Plan] = []
+    for step in pattern.steps:
+        element = step.element
+        consuming, inner, quantity = _quantity(step, element)
+        if isinstance(element, ast.Stage):
+            index = stage_index[element.name]
+            out.append(
+                StagePlan(
+                    element.name,
+                    index,
+                    atom(index),
+                    consuming,
+                    inner,
+                    greedy=element.greedy,
+                    until=untils.get(element.name),
+                    **quantity,
+                )
+            )
+        else:
+            alternatives = tuple(
+                tuple(_plans(alt, stage_index, untils)) for alt in element.alternatives
+            )
+            name = "(" + "|".join(p.name for alt in alternatives for p in alt[:1]) + ")"
+            out.append(GroupPlan(name, alternatives, consuming, inner, **quantity))
+    return out
+
+
+def _quantity(step: ast.Step, element: ast.Element) -> tuple[Consuming, Consuming, dict[str, Any]]:
     if step.negated:
         consuming = (
             Consuming.NOT_NEXT if step.contiguity is ast.Contiguity.STRICT else Consuming.NOT_FOLLOW
@@ -189,22 +217,16 @@ def _plan(
         ast.LoopContiguity.RELAXED: Consuming.NEXT,
         ast.LoopContiguity.CONSECUTIVE: Consuming.STRICT,
         ast.LoopContiguity.COMBINATIONS: Consuming.ANY,
-    }[stage.inner]
-    q = stage.quantifier
+    }[element.inner]
+    q = element.quantifier
     times_from = max(1, q.min)
-    return StagePlan(
-        name=stage.name,
-        stage=index,
-        take=atom(index),
-        consuming=consuming,
-        inner=inner,
-        times_from=times_from,
-        times_to=q.max if q.max is not None else times_from,
-        looping=q.max is None,
-        optional=q.min == 0,
-        greedy=stage.greedy,
-        until=until,
-    )
+    quantity: dict[str, Any] = {
+        "times_from": times_from,
+        "times_to": q.max if q.max is not None else times_from,
+        "looping": q.max is None,
+        "optional": q.min == 0,
+    }
+    return consuming, inner, quantity
 
 
 def _output(output: ast.Output | None, scope: Scope, rule: ast.Rule) -> OutputSpec:
