@@ -14,6 +14,7 @@ event's time (windows close, absences complete); after a release, to the waterma
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -314,6 +315,35 @@ class ReferenceEngine:
             if state.completed:
                 nfa.emit_by_skip_strategy(state, [], [], key, rule, out)
         return out
+
+    _SNAPSHOT_FIELDS = (
+        "states",
+        "buffer",
+        "stream_max",
+        "stream_watermark",
+        "watermark",
+        "order",
+        "arrivals",
+        "counters",
+    )
+
+    def snapshot(self) -> bytes:
+        """The state as bytes. Pickle: this engine is a test oracle and reads only its own
+        snapshots; the product engine's format (`nfa.engine_snapshot`) has no code in it."""
+        return pickle.dumps({name: getattr(self, name) for name in self._SNAPSHOT_FIELDS})
+
+    @classmethod
+    def restore(
+        cls,
+        programs: Sequence[Program],
+        pool: StringPool,
+        data: bytes,
+        config: EngineConfig | None = None,
+    ) -> ReferenceEngine:
+        engine = cls(programs, pool, config)
+        for name, value in pickle.loads(data).items():  # noqa: S301 - own snapshots only
+            setattr(engine, name, value)
+        return engine
 
     def _event(self, batch: EventBatch, i: int) -> Event:
         values: list[Value] = []

@@ -1,17 +1,24 @@
-"""The daemon's run loop: consume, decode, match, produce, commit.
+"""The daemon's run loop: consume, decode, match, produce, checkpoint, commit.
 
-Phases, each logged: start (rules compiled, Redis reached, clients created, metrics
-served), run (the loop below), stop (flush the producer, commit, close).
+Phases, each logged: start (rules compiled, Redis reached, clients created), run (the loop
+below), stop (checkpoint, commit, close).
 
 One loop iteration:
 1. consume up to `batch.max_messages` messages (waiting at most `batch.max_wait_ms`);
-2. decode each topic's messages in one batch; rejected ones go to the dead-letter topic;
-3. per partition number (the unit of state: the same-numbered partitions of every input
-   topic), run the engine; late events go to the stream's late topic, matches to the
-   rule's topic, timed-out partial matches to the rule's timeout topic;
-4. when no message arrived, advance the watermark of idle streams with the clock;
-5. flush the producer, then commit the consumed offsets (at-least-once: an alert is
-   written before the offsets that produced it are committed; ids are deterministic).
+2. per partition group (partition n of every input topic), decode each topic's messages in
+   one batch; rejected ones go to the dead-letter topic with the reason in their headers;
+3. run the group's engine; late events go to the stream's late topic, matches to the
+   rule's topic (or the shadow topic; cooldowns may suppress them), timed-out partial
+   matches to the rule's timeout topic;
+4. when nothing arrived, advance the watermark of idle streams with the clock;
+5. every `checkpoint_interval_ms`: (a) flush the producer, so every output of the
+   processed input is written; (b) save each changed group's state to Redis with the next
+   offsets it covers; (c) commit those offsets to Kafka. A crash after (a) or (b) replays
+   input since the last commit from the matching checkpoint: at-least-once, and the alerts
+   written twice carry the same ids.
+
+On assignment a group's state is restored from the checkpoint whose offsets equal Kafka's
+committed offsets (Kafka is the truth); on revocation it is checkpointed and committed first.
 """
 
 from __future__ import annotations
@@ -19,48 +26,39 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from cep.compiler import CompiledRules
-from nfa.batch import EventBatch, StringPool
-from nfa.program import Program
-from nfa.reference import EngineConfig, ReferenceEngine
+from cep.parser import parse_duration
+from nfa.batch import EventBatch
+from nfa.reference import ReferenceEngine
 from nfa.results import EngineOutput, Match
 from service.alerts import alert_document, encode
 from service.config import ServiceConfig
-from service.decode import StreamDecoder
 from service.metrics import Metrics
+from service.partition import EngineKind, EngineKindOf, PartitionState, new_partition
+from service.state import Checkpoint, CheckpointStore, RedisCheckpointStore
 
 log = logging.getLogger("cep.service")
 OFFSET_BITS = 44
+Headers = list[tuple[str, str | bytes | None]]
 
 
-class MatchEngine(Protocol):
-    def process(self, batch: EventBatch) -> EngineOutput: ...
-    def advance_watermark(self, stream: int, watermark: int) -> EngineOutput: ...
+def engine_kind(name: str) -> EngineKind:
+    if name == "numba":
+        from nfa.engine import Engine
 
-
-EngineFactory = Callable[[Sequence[Program], StringPool], MatchEngine]
-
-
-def default_engine_factory(programs: Sequence[Program], pool: StringPool) -> MatchEngine:
-    return ReferenceEngine(programs, pool, EngineConfig())
+        return EngineKindOf(Engine, Engine.restore)
+    return EngineKindOf(ReferenceEngine, ReferenceEngine.restore)
 
 
 def encode_seq(input_index: int, offset: int) -> int:
     return (input_index << OFFSET_BITS) | offset
-
-
-@dataclass
-class PartitionState:
-    engine: MatchEngine
-    last_event_ms: dict[int, float] = field(default_factory=dict)  # stream -> wall clock
 
 
 class Service:
@@ -71,59 +69,97 @@ class Service:
         config: ServiceConfig,
         rules: CompiledRules,
         registry: CollectorRegistry | None = None,
-        engine_factory: EngineFactory = default_engine_factory,
         clock: Callable[[], float] = time.time,
         on_alert: Callable[[dict[str, Any]], None] | None = None,
+        store: CheckpointStore | None = None,
     ):
         self.config = config
-        self.rules = rules
         self.programs = [p for p in rules.programs if p.info.enabled]
         self.schema = rules.schema
-        self.pool = StringPool()
-        self.keys = StringPool()
-        self.engine_factory = engine_factory
+        self.engine_kind = engine_kind(config.engine)
         self.clock = clock
         self.on_alert = on_alert
         self.metrics = Metrics.create(registry or CollectorRegistry())
         self.topics = [i.topic for i in config.inputs]
-        self.decoders = {
-            i.topic: StreamDecoder(
-                self.schema, i.stream, self.pool, self.keys, config.max_message_bytes
-            )
-            for i in config.inputs
-        }
+        self.inputs = [(i.topic, i.stream) for i in config.inputs]
+        self.cooldown_ms = [self._cooldown(p.info.name) for p in self.programs]
         self.partitions: dict[int, PartitionState] = {}
+        self.group = config.kafka.group_id
         self.redis = redis.Redis.from_url(config.redis_url)
         self.redis.ping()
+        self.store = store or RedisCheckpointStore(self.redis, keep=config.checkpoints_kept)
         consumer_conf = {
             "bootstrap.servers": config.kafka.bootstrap,
-            "group.id": config.kafka.group_id,
+            "group.id": self.group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            # Co-partitioned topics: partition n of every topic goes to the same instance.
+            "partition.assignment.strategy": "range",
             **config.kafka.consumer,
         }
-        producer_conf = {"bootstrap.servers": config.kafka.bootstrap, **config.kafka.producer}
         self.consumer = Consumer(consumer_conf)
-        self.producer = Producer(producer_conf)
-        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
-        self.redis.hset(
-            f"cep:{config.kafka.group_id}:status", mapping={"started": int(clock() * 1000)}
+        self.producer = Producer(
+            {"bootstrap.servers": config.kafka.bootstrap, **config.kafka.producer}
         )
-        log.info("started: %d rules on %s", len(self.programs), ", ".join(self.topics))
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.last_checkpoint = time.monotonic()
+        self.redis.hset(f"cep:{self.group}:status", mapping={"started": int(clock() * 1000)})
+        log.info(
+            "started: %d rules on %s (%s engine)",
+            len(self.programs),
+            ", ".join(self.topics),
+            config.engine,
+        )
+
+    def _cooldown(self, rule: str) -> int:
+        settings = self.config.rule_settings.get(rule)
+        return parse_duration(settings.cooldown).millis if settings and settings.cooldown else 0
 
     # ------------------------------------------------------------------ partitions
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            if tp.partition not in self.partitions:
-                self.partitions[tp.partition] = PartitionState(
-                    self.engine_factory(self.programs, self.pool)
-                )
-        log.info("assigned %s", [(tp.topic, tp.partition) for tp in partitions])
+    def _partition(
+        self, number: int, snapshot: bytes | None = None, offsets: dict[str, int] | None = None
+    ) -> PartitionState:
+        return new_partition(
+            number,
+            self.schema,
+            self.programs,
+            self.inputs,
+            self.config.max_message_bytes,
+            self.engine_kind,
+            snapshot,
+            offsets,
+        )
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self.partitions.pop(tp.partition, None)
-        log.info("revoked %s", [(tp.topic, tp.partition) for tp in partitions])
+    def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        numbers = sorted({tp.partition for tp in assigned} - set(self.partitions))
+        wanted = [TopicPartition(topic, n) for n in numbers for topic in self.topics]
+        committed = consumer.committed(wanted, timeout=30) if wanted else []
+        for number in numbers:
+            offsets = {
+                tp.topic: tp.offset for tp in committed if tp.partition == number and tp.offset >= 0
+            }
+            checkpoint = self.store.find(self.group, number, offsets) if offsets else None
+            if checkpoint is not None:
+                self.partitions[number] = self._partition(
+                    number, checkpoint.state, checkpoint.offsets
+                )
+                log.info("partition %d: restored the checkpoint at %s", number, checkpoint.offsets)
+            else:
+                if offsets:
+                    log.warning(
+                        "partition %d: no checkpoint covers committed offsets %s; starting "
+                        "with empty state (partial matches before them are lost)",
+                        number,
+                        offsets,
+                    )
+                self.partitions[number] = self._partition(number, offsets=offsets)
+        log.info("assigned %s", [(tp.topic, tp.partition) for tp in assigned])
+
+    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        self.checkpoint()
+        for number in {tp.partition for tp in revoked}:
+            self.partitions.pop(number, None)
+        log.info("revoked %s", [(tp.topic, tp.partition) for tp in revoked])
 
     # ------------------------------------------------------------------ the loop
     def run_once(self) -> int:
@@ -134,14 +170,33 @@ class Service:
         good = [m for m in messages if not self._is_error(m)]
         if good:
             self._handle(good)
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
         else:
             self._advance_idle()
         self.producer.poll(0)
-        if good:
-            self.producer.flush()
-            self.consumer.commit(asynchronous=False)
-            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        if time.monotonic() - self.last_checkpoint >= self.config.checkpoint_interval_ms / 1000:
+            self.checkpoint()
         return len(good)
+
+    def checkpoint(self) -> None:
+        """Steps 5a-5c of the loop: flush outputs, save changed state, commit its offsets."""
+        self.last_checkpoint = time.monotonic()
+        dirty = [p for p in self.partitions.values() if p.dirty]
+        if not dirty:
+            return
+        remaining = self.producer.flush(30)
+        if remaining:
+            raise RuntimeError(
+                f"{remaining} output message(s) not delivered; not committing offsets"
+            )
+        for state in dirty:
+            self.store.save(
+                self.group, state.number, Checkpoint(dict(state.next_offsets), state.encode())
+            )
+        offsets = [TopicPartition(t, p.number, o) for p in dirty for t, o in p.next_offsets.items()]
+        self.consumer.commit(offsets=offsets, asynchronous=False)
+        for state in dirty:
+            state.dirty = False
 
     def _is_error(self, message: Message) -> bool:
         error = message.error()
@@ -152,61 +207,62 @@ class Service:
         return True
 
     def _handle(self, messages: list[Message]) -> None:
-        grouped: dict[tuple[int, str], list[Message]] = defaultdict(list)
+        grouped: dict[int, dict[str, list[Message]]] = defaultdict(lambda: defaultdict(list))
         for message in messages:
-            grouped[(message.partition() or 0, message.topic() or "")].append(message)
-        by_partition: dict[int, list[EventBatch]] = defaultdict(list)
-        raw: dict[int, Message] = {}
-        for (partition, topic), group in grouped.items():
-            input_index = self.topics.index(topic)
-            seqs = [encode_seq(input_index, m.offset() or 0) for m in group]
-            stamps = [m.timestamp()[1] for m in group]
-            decode_started = time.perf_counter()
-            decoded, rejected = self.decoders[topic].decode(
-                [m.value() for m in group], seqs, stamps
-            )
-            self.metrics.decode_seconds.observe(time.perf_counter() - decode_started)
-            stream = self.decoders[topic].stream.name
-            self.metrics.events_in.labels(stream).inc(len(group))
-            for item in rejected:
-                self._dead_letter(group[item.index], item.reason)
-            by_partition[partition].append(decoded)
-            raw.update(zip(seqs, group, strict=True))
-            if len(decoded):
-                state = self.partitions.get(partition)
-                if state is not None:
-                    for s in set(decoded.stream.tolist()):
-                        state.last_event_ms[int(s)] = self.clock() * 1000
-        for partition, batches in by_partition.items():
-            state = self.partitions.get(partition)
-            if state is None:
-                state = self.partitions.setdefault(
-                    partition, PartitionState(self.engine_factory(self.programs, self.pool))
-                )
+            grouped[message.partition() or 0][message.topic() or ""].append(message)
+        for number, by_topic in grouped.items():
+            state = self.partitions.get(number)
+            if state is None:  # consumed before the assignment callback ran: not expected
+                state = self.partitions.setdefault(number, self._partition(number))
+            batches: list[EventBatch] = []
+            raw: dict[int, Message] = {}
+            for topic, group in by_topic.items():
+                batches.append(self._decode(state, topic, group, raw))
+                state.next_offsets[topic] = (group[-1].offset() or 0) + 1
+            state.dirty = True
             output = state.engine.process(EventBatch.concat(self.schema, batches))
-            self._emit(output, partition, raw)
+            self._emit(state, output, raw)
+
+    def _decode(
+        self, state: PartitionState, topic: str, group: list[Message], raw: dict[int, Message]
+    ) -> EventBatch:
+        input_index = self.topics.index(topic)
+        seqs = [encode_seq(input_index, m.offset() or 0) for m in group]
+        stamps = [m.timestamp()[1] for m in group]
+        decoder = state.decoders[topic]
+        started = time.perf_counter()
+        decoded, rejected = decoder.decode([m.value() for m in group], seqs, stamps)
+        self.metrics.decode_seconds.observe(time.perf_counter() - started)
+        self.metrics.events_in.labels(decoder.stream.name).inc(len(group))
+        for item in rejected:
+            self._dead_letter(group[item.index], item.reason)
+        raw.update(zip(seqs, group, strict=True))
+        if len(decoded):
+            state.last_event_ms[decoder.stream_index] = self.clock() * 1000
+        return decoded
 
     def _advance_idle(self) -> None:
         now_ms = self.clock() * 1000
-        for partition, state in self.partitions.items():
+        for state in self.partitions.values():
             for s_index, stream in enumerate(self.schema.streams):
-                if stream.idle_ms is None:
-                    continue
                 last = state.last_event_ms.get(s_index)
-                if last is not None and now_ms - last >= stream.idle_ms:
-                    output = state.engine.advance_watermark(
-                        s_index, int(now_ms) - stream.out_of_order_ms
-                    )
-                    self._emit(output, partition, {})
+                if stream.idle_ms is None or last is None or now_ms - last < stream.idle_ms:
+                    continue
+                output = state.engine.advance_watermark(
+                    s_index, int(now_ms) - stream.out_of_order_ms
+                )
+                if output.matches or output.timeouts:
+                    state.dirty = True
+                self._emit(state, output, {})
 
     # ------------------------------------------------------------------ outputs
-    def _emit(self, output: EngineOutput, partition: int, raw: dict[int, Message]) -> None:
+    def _emit(self, state: PartitionState, output: EngineOutput, raw: dict[int, Message]) -> None:
         for late in output.late:
             stream = self.schema.streams[late.stream].name
             self.metrics.events_late.labels(stream).inc()
             message = raw.get(late.seq)
             if message is not None:
-                headers: list[tuple[str, str | bytes | None]] = [
+                headers: Headers = [
                     ("cep.watermark", str(late.watermark).encode()),
                     *self._origin(message),
                 ]
@@ -217,21 +273,30 @@ class Service:
                     headers=headers,
                 )
         for match in output.matches:
-            self._produce_match(match, partition, timed_out=False)
+            self._produce_match(state, match, timed_out=False)
         for match in output.timeouts:
-            self._produce_match(match, partition, timed_out=True)
+            self._produce_match(state, match, timed_out=True)
 
-    def _produce_match(self, match: Match, partition: int, timed_out: bool) -> None:
+    def _produce_match(self, state: PartitionState, match: Match, timed_out: bool) -> None:
         program = self.programs[match.rule]
+        name = program.info.name
         spec = program.on_timeout if timed_out else program.emit
         if spec is None:
             return
-        key = self.keys.value(match.key)
-        document = alert_document(match, program, key, lambda seq: self._event_id(seq, partition))
-        (self.metrics.timeouts if timed_out else self.metrics.alerts).labels(
-            program.info.name
-        ).inc()
-        self.producer.produce(spec.topic, encode(document), key.encode())
+        cooldown = self.cooldown_ms[match.rule]
+        if cooldown and not timed_out:
+            if match.time < state.cooldown_until.get((match.rule, match.key), -(2**62)):
+                self.metrics.alerts_suppressed.labels(name).inc()
+                return
+            state.cooldown_until[(match.rule, match.key)] = match.time + cooldown
+        key = state.keys.value(match.key)
+        document = alert_document(
+            match, program, key, lambda seq: self._event_id(seq, state.number)
+        )
+        settings = self.config.rule_settings.get(name)
+        topic = self.config.shadow_topic if settings and settings.shadow else spec.topic
+        (self.metrics.timeouts if timed_out else self.metrics.alerts).labels(name).inc()
+        self.producer.produce(topic, encode(document), key.encode())
         if self.on_alert is not None:
             self.on_alert(document)
 
@@ -239,7 +304,7 @@ class Service:
         topic = self.topics[seq >> OFFSET_BITS]
         return f"{topic}/{partition}/{seq & ((1 << OFFSET_BITS) - 1)}"
 
-    def _origin(self, message: Message) -> list[tuple[str, str | bytes | None]]:
+    def _origin(self, message: Message) -> Headers:
         return [
             ("cep.source.topic", (message.topic() or "").encode()),
             ("cep.source.partition", str(message.partition()).encode()),
@@ -249,22 +314,18 @@ class Service:
     def _dead_letter(self, message: Message, reason: str) -> None:
         value = message.value() or b""
         limit = self.config.max_message_bytes
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("cep.error", reason.encode()),
-            *self._origin(message),
-        ]
+        headers: Headers = [("cep.error", reason.encode()), *self._origin(message)]
         if len(value) > limit:
             headers.append(("cep.truncated", b"true"))
             value = value[:limit]
         self.producer.produce(self.config.dead_letter_topic, value, message.key(), headers=headers)
-        self.metrics.dead_letters.labels(message.topic()).inc()
+        self.metrics.dead_letters.labels(message.topic() or "").inc()
 
     def close(self) -> None:
-        self.producer.flush(10)
         try:
-            self.consumer.commit(asynchronous=False)
-        except Exception as exc:  # nothing consumed yet: there is nothing to commit
-            log.debug("final commit: %s", exc)
-        self.consumer.close()
-        self.redis.close()
-        log.info("stopped")
+            self.checkpoint()
+        finally:
+            self.consumer.close()
+            self.producer.flush(10)
+            self.redis.close()
+            log.info("stopped")

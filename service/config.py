@@ -44,6 +44,15 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class RuleSettings:
+    """Operational settings of one rule, kept out of the rule file on purpose: the same rule
+    can be shadowed in one deployment and live in another."""
+
+    cooldown: str | None = None  # e.g. "5m": suppress repeat alerts for the same key
+    shadow: bool = False  # send alerts to the shadow topic instead of the rule's topic
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -55,6 +64,11 @@ class ServiceConfig:
     batch: BatchConfig = field(default_factory=BatchConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     print_alerts: bool = False
+    engine: str = "reference"  # "reference" (pure Python) or "numba" (the product engine)
+    checkpoint_interval_ms: int = 1000  # how often state is checkpointed and offsets committed
+    checkpoints_kept: int = 3
+    shadow_topic: str = "cep.shadow"
+    rule_settings: dict[str, RuleSettings] = field(default_factory=dict)
 
     def late_topic_for(self, stream: str) -> str:
         return self.late_topic.replace("{stream}", stream)
@@ -79,6 +93,11 @@ def config_from_mapping(data: dict[str, Any]) -> ServiceConfig:
     for key, cls in nested.items():
         if key in data:
             data[key] = _build(cls, data[key], key)
+    if "rule_settings" in data:
+        data["rule_settings"] = {
+            str(name): _build(RuleSettings, value, f"rule_settings.{name}")
+            for name, value in data["rule_settings"].items()
+        }
     if "inputs" in data:
         data["inputs"] = tuple(_build(InputConfig, item, "inputs[]") for item in data["inputs"])
     if "rules" in data:
@@ -87,6 +106,8 @@ def config_from_mapping(data: dict[str, Any]) -> ServiceConfig:
     config: ServiceConfig = _build(ServiceConfig, data, "config")
     if not config.inputs:
         raise ConfigError("config: `inputs` is empty; map at least one topic to a stream")
+    if config.engine not in ("reference", "numba"):
+        raise ConfigError(f"config: engine {config.engine!r} is not one of reference, numba")
     return config
 
 

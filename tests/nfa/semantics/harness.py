@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from cep.compiler import compile_rules
 from cep.parser import parse_text
 from nfa.batch import StringPool, batch_from_records
+from nfa.engine import Engine
 from nfa.reference import EngineConfig, ReferenceEngine
 from nfa.results import EngineOutput, Match
 
@@ -90,13 +91,18 @@ def run(
     finish: bool = True,
     config: EngineConfig | None = None,
 ) -> Result:
-    """Feed each batch to `ReferenceEngine.process`, then `finish()` (the final watermark)."""
+    """Feed each batch to `ReferenceEngine.process`, then `finish()` (the final watermark).
+
+    The same input also goes through the product engine (`nfa.engine.Engine`), whose output
+    must be identical: every semantic case is a differential test too.
+    """
     rules = compile_rules(parse_text(src, "test.cep"))
     pool, keys = StringPool(), StringPool()
     engine = ReferenceEngine(rules.programs, pool, config)
+    product = Engine(rules.programs, pool, config)
     names: list[str] = []
     clock = 0
-    out = EngineOutput()
+    out, product_out = EngineOutput(), EngineOutput()
     for batch in batches:
         records = []
         for event in batch:
@@ -104,12 +110,14 @@ def run(
             record = dict(event)
             record.setdefault("ts", clock)
             records.append(("s", record))
-        out.extend(
-            engine.process(batch_from_records(rules.schema, records, pool, keys, len(names)))
-        )
+        columns = batch_from_records(rules.schema, records, pool, keys, len(names))
+        out.extend(engine.process(columns))
+        product_out.extend(product.process(columns))
         names.extend(str(e["name"]) for e in batch)
     if finish:
         out.extend(engine.finish())
+        product_out.extend(product.finish())
+    assert product_out == out, "the product engine disagrees with the reference engine"
     stage_names = [p.stage_names for p in rules.programs]
 
     def named(m: Match) -> list[str]:

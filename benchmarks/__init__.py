@@ -1,0 +1,1 @@
+"""Named benchmark workloads: `python -m benchmarks.<name>` prints JSON figures."""

@@ -1,0 +1,294 @@
+"""The product engine: `ReferenceEngine`'s API and output, with Numba kernels over arrays.
+
+The Python driver owns event time (per-stream watermarks, lateness, the buffer of events
+waiting for the watermark, release in (time, arrival) order) with numpy on whole batches,
+and calls one jitted kernel per rule over the released events; per-event and per-partial-
+match work happens only inside the kernels. Python objects are built only for outputs
+(matches, timeouts, late events), which are rare. Outputs of several rules are merged into
+the reference's order: per released event the rules in order, then the watermark advance
+per (key, rule), then (at the end) held-back matches per (key, rule).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nfa.batch import EventBatch, StringPool
+from nfa.engine_rules import RuleSet
+from nfa.engine_snapshot import read_snapshot, write_snapshot
+from nfa.interpret import Evaluator, Event, Value
+from nfa.kernel_skip import advance_all, flush_all
+from nfa.kernel_store import M_DROPPED, drain_outputs, new_state
+from nfa.program import Program
+from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
+from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
+
+__all__ = ["Engine", "EngineConfig"]
+
+I64 = npt.NDArray[np.int64]
+PHASE_EVENTS, PHASE_ADVANCE, PHASE_FLUSH = 0, 1, 2
+
+
+class Engine:
+    """Keyed partitions, event time and the NFAs of several rules, in jitted kernels."""
+
+    def __init__(
+        self, programs: Sequence[Program], pool: StringPool, config: EngineConfig | None = None
+    ):
+        self.programs = list(programs)
+        self.config = config or EngineConfig()
+        self.schema = self.programs[0].schema
+        self.pool = pool
+        started = time.perf_counter()
+        self.ruleset = RuleSet(self.programs, pool, self.config.max_runs_per_key)
+        self.states: list[tuple[Any, ...]] = [
+            new_state(rule.n_agg, self.schema.n_int, self.schema.n_float, len(self.schema.columns))
+            for rule in self.ruleset.rules
+        ]
+        self.buffer = EventBatch.empty(self.schema)
+        self.stream_max: dict[int, int] = {}
+        self.stream_watermark: dict[int, int] = {}
+        self.watermark = NO_TIME
+        self.order = 0
+        self.counters = EngineCounters()
+        self.evaluators = [Evaluator(p, pool) for p in self.programs]
+        self._warm_up()
+        self.build_s = time.perf_counter() - started
+
+    # ------------------------------------------------------------------ public API
+    def process(self, batch: EventBatch) -> EngineOutput:
+        out = EngineOutput()
+        n = len(batch)
+        self.counters.events_in += n
+        if self.config.processing_time:
+            self._run_events(batch)
+            self._collect(out)
+            return out
+        if n:
+            keep = self._lateness(batch, out)
+            if len(keep) == n:
+                self.buffer = EventBatch.concat(self.schema, [self.buffer, batch])
+            elif len(keep):
+                self.buffer = EventBatch.concat(self.schema, [self.buffer, batch.take(keep)])
+        self._release(min(self.stream_watermark.values(), default=NO_TIME))
+        self._collect(out)
+        return out
+
+    def advance_watermark(self, stream: int, watermark: int) -> EngineOutput:
+        """Move one stream's watermark forward (idleness); never backwards."""
+        out = EngineOutput()
+        if watermark > self.stream_watermark.get(stream, NO_TIME):
+            self.stream_watermark[stream] = watermark
+        self._release(min(self.stream_watermark.values(), default=NO_TIME))
+        self._collect(out)
+        return out
+
+    def finish(self) -> EngineOutput:
+        """End of bounded input: release everything and fire every pending timer."""
+        out = EngineOutput()
+        for stream in range(len(self.schema.streams)):
+            self.stream_watermark[stream] = END_OF_TIME
+        self._release(END_OF_TIME)
+        for r, rule in enumerate(self.ruleset.rules):
+            self.states[r] = flush_all(rule.prog, self.states[r], PHASE_FLUSH)
+        self._collect(out)
+        return out
+
+    def snapshot(self) -> bytes:
+        """The engine's state as versioned bytes (see `nfa.engine_snapshot`)."""
+        return write_snapshot(self)
+
+    @classmethod
+    def restore(
+        cls,
+        programs: Sequence[Program],
+        pool: StringPool,
+        data: bytes,
+        config: EngineConfig | None = None,
+    ) -> Engine:
+        """An engine built for `programs` continuing from `snapshot()` bytes."""
+        engine = cls(programs, pool, config)
+        read_snapshot(engine, data)
+        return engine
+
+    @property
+    def compile_seconds(self) -> dict[str, float]:
+        """Time spent importing/compiling generated code, per rule and for pure atoms."""
+        times = {rule.program.info.name: rule.compile_s for rule in self.ruleset.rules}
+        times["(pure atoms)"] = self.ruleset.pure_compile_s
+        times["(engine build)"] = getattr(self, "build_s", 0.0)
+        return times
+
+    def live_partial_matches(self) -> int:
+        return int(sum(int(s[10][2]) for s in self.states))
+
+    def state_bytes(self) -> int:
+        return int(sum(a.nbytes for s in self.states for a in s))
+
+    # ------------------------------------------------------------------ event time
+    def _lateness(self, batch: EventBatch, out: EngineOutput) -> I64:
+        """Indices of the batch's events that are not late; late ones go to `out.late`.
+
+        Equivalent to the reference's event-by-event update of each stream's watermark:
+        until a stream's first on-time event of the batch the old watermark applies, after
+        it the running maximum of the stream's times minus its out-of-orderness.
+        """
+        late_all = np.zeros(len(batch), np.bool_)
+        own_all = np.zeros(len(batch), np.int64)
+        for s, stream in enumerate(self.schema.streams):
+            idx = np.flatnonzero(batch.stream == s)
+            if not len(idx):
+                continue
+            ts = batch.ts[idx]
+            w0 = self.stream_watermark.get(s, NO_TIME)
+            m0 = self.stream_max.get(s, NO_TIME)
+            above = ts > w0
+            if not above.any():
+                late_all[idx] = True
+                own_all[idx] = w0
+                continue
+            first = int(np.argmax(above))
+            prior = np.maximum.accumulate(np.concatenate(([m0], ts[:-1])))
+            prior = np.maximum(prior, m0)
+            own = prior - stream.out_of_order_ms
+            own[: first + 1] = w0
+            late = ts <= own
+            late_all[idx] = late
+            own_all[idx] = own
+            self.stream_max[s] = max(m0, int(ts[~late].max()))
+            self.stream_watermark[s] = self.stream_max[s] - stream.out_of_order_ms
+        late_idx = np.flatnonzero(late_all)
+        self.counters.events_late += len(late_idx)
+        for i in late_idx.tolist():
+            out.late.append(
+                LateEvent(
+                    int(batch.stream[i]),
+                    int(batch.key[i]),
+                    int(batch.seq[i]),
+                    int(batch.ts[i]),
+                    int(own_all[i]),
+                )
+            )
+        return np.flatnonzero(~late_all)
+
+    def _release(self, watermark: int) -> None:
+        if watermark <= self.watermark and watermark != END_OF_TIME:
+            return
+        self.watermark = max(self.watermark, watermark)
+        buffer = self.buffer
+        if len(buffer):
+            ready = np.flatnonzero(buffer.ts <= watermark)
+            if len(ready):
+                order = ready[np.argsort(buffer.ts[ready], kind="stable")]
+                released = buffer.take(order)
+                self.buffer = buffer.take(np.flatnonzero(buffer.ts > watermark))
+                self._run_events(released)
+        for r, rule in enumerate(self.ruleset.rules):
+            if rule.program.window_ms > 0:
+                self.states[r] = advance_all(rule.prog, self.states[r], watermark, PHASE_ADVANCE)
+
+    # ------------------------------------------------------------------ kernels
+    def _events(self, batch: EventBatch) -> tuple[Any, ...]:
+        n = len(batch)
+        order = np.arange(self.order + 1, self.order + 1 + n, dtype=np.int64)
+        self.order += n
+        c = np.ascontiguousarray
+        return (
+            c(batch.floats, np.float64),
+            c(batch.ints, np.int64),
+            c(batch.valid, np.bool_),
+            c(batch.ts, np.int64),
+            c(batch.stream, np.int8),
+            c(batch.key, np.int64),
+            c(batch.seq, np.int64),
+            order,
+        )
+
+    def _run_events(self, batch: EventBatch) -> None:
+        events = self._events(batch)
+        tables = self.ruleset.tables.arrays()
+        pure = np.empty((len(self.ruleset.pure_atoms), len(batch)), np.bool_)
+        self.ruleset.pure_module.pure_eval(events, tables, pure)
+        for r, rule in enumerate(self.ruleset.rules):
+            started = time.perf_counter()
+            self.states[r] = rule.module.step(
+                rule.prog, self.states[r], events, tables, pure, rule.mask
+            )
+            if not len(batch):  # warm-up: compiling or loading the rule's kernel
+                rule.compile_s += time.perf_counter() - started
+
+    def _warm_up(self) -> None:
+        """Compile (or load from the cache) every kernel now, not on the first event."""
+        order = self.order
+        self._run_events(EventBatch.empty(self.schema))
+        self.order = order
+        for r, rule in enumerate(self.ruleset.rules):
+            self.states[r] = advance_all(rule.prog, self.states[r], NO_TIME, PHASE_ADVANCE)
+            self.states[r] = flush_all(rule.prog, self.states[r], PHASE_FLUSH)
+            drain_outputs(self.states[r])
+
+    def _collect(self, out: EngineOutput) -> None:
+        """Drain every rule's outputs and append them in the reference's order."""
+        parts = []
+        for r, state in enumerate(self.states):
+            drained = drain_outputs(state)
+            dropped = int(state[10][M_DROPPED])
+            if dropped:
+                self.counters.partial_matches_dropped += dropped
+                state[10][M_DROPPED] = 0
+            if len(drained[0]):
+                parts.append((r, drained))
+        if not parts:
+            return
+        items: list[tuple[int, int, int, int, Match]] = []
+        for r, (rows, offsets, events, vi, vf, vv) in parts:
+            ev = events.tolist()
+            for o, row in enumerate(rows.tolist()):
+                kind, key, _node, when, phase, tag = row
+                lo, hi = int(offsets[o]), int(offsets[o + 1])
+                matched = tuple(MatchedEvent(ev[0][j], ev[1][j], ev[2][j]) for j in range(lo, hi))
+                fields = self._fields(r, kind == 1, key, ev, vi, vf, vv, lo, hi)
+                match = Match(r, key, matched, when, kind == 1, fields)
+                items.append((phase, tag, r, len(items), match))
+        items.sort(key=lambda item: item[:4])
+        for *_, match in items:
+            (out.timeouts if match.timed_out else out.matches).append(match)
+
+    def _fields(
+        self,
+        r: int,
+        timed_out: bool,
+        key: int,
+        ev: list[list[int]],
+        vi: I64,
+        vf: npt.NDArray[np.float64],
+        vv: npt.NDArray[np.bool_],
+        lo: int,
+        hi: int,
+    ) -> tuple[tuple[str, object], ...]:
+        """The rule's output fields over the match's events (as the reference computes them)."""
+        program = self.programs[r]
+        spec = program.on_timeout if timed_out else program.emit
+        if spec is None:
+            return ()
+        stages: list[list[Event]] = [[] for _ in program.stage_names]
+        for j in range(lo, hi):
+            values: list[Value] = []
+            for c, column in enumerate(self.schema.columns):
+                if not vv[j, c]:
+                    values.append(None)
+                elif column.type.stored_as_float:
+                    values.append(float(vf[j, column.slot]))
+                elif column.type.value == "bool":
+                    values.append(bool(vi[j, column.slot]))
+                else:
+                    values.append(int(vi[j, column.slot]))
+            stage = ev[0][j]
+            stream = program.stage_streams[stage]
+            stages[stage].append(Event(ev[1][j], 0, key, ev[2][j], stream, tuple(values)))
+        return self.evaluators[r].output(spec, stages)

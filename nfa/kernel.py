@@ -1,0 +1,340 @@
+"""The jitted step kernels of the product engine: FlinkCEP's NFA over arrays.
+
+This is `nfa.reference` (computeNextStates, createDecisionGraph, advanceTime,
+processMatchesAccordingToSkipStrategy) transcribed onto the array state of
+`nfa.kernel_store`, one rule at a time over a batch of released events. Programs are data
+(`Prog`, the program's arrays); only the iterative atoms are generated code: the functions
+in `SPECIALISED` call the global `iter_atom`, and `nfa.codegen` copies their source into
+each generated module next to that module's own `iter_atom` (a jitted function passed as an
+argument would make Numba refuse to cache the caller). The stub here serves programs
+without iterative atoms.
+
+Outputs carry (phase, tag) so the driver can merge several rules into the reference's
+order: phase 0 tag = index of the released event, phase 1 (watermark advance) and phase 2
+(final flush) tag = key.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+from numba import njit
+
+from nfa.kernel_skip import (
+    A_AVG,
+    A_COUNT,
+    A_FIRST,
+    A_LAST,
+    A_MAX,
+    A_MIN,
+    A_SUM,
+    F_AND,
+    F_NOT,
+    F_TRUE,
+    FINAL,
+    IGNORE,
+    NO_SKIP,
+    PROCEED,
+    PS_BRANCH,
+    PS_FORMULA,
+    PS_MAX_RUNS,
+    PS_N_ITER,
+    PS_SKIP,
+    PS_STACK,
+    PS_START,
+    SRC_EVENT,
+    SRC_FLOAT,
+    SRC_INT,
+    SRC_TIME,
+    STOP,
+    advance_key,
+    emit_by_skip,
+    match_time,
+    scratch,
+)
+from nfa.kernel_store import (
+    K_NCOMP,
+    K_NRUNS,
+    K_RUNS,
+    M_DROPPED,
+    N_REF,
+    OUT_MATCH,
+    R_NEXT,
+    R_NODE,
+    R_ORD,
+    R_STATE,
+    R_TS,
+    alloc_event,
+    alloc_node,
+    alloc_run,
+    emit,
+    ensure,
+    free_run,
+    link_list,
+    sort_runs,
+)
+
+
+@njit(cache=True)
+def iter_atom(j, r, i, S, E, T):  # type: ignore[no-untyped-def]
+    """Programs without iterative atoms; generated modules define their own."""
+    return False
+
+
+Prog = namedtuple(
+    "Prog",
+    ["kind", "sedges", "action", "target", "estage", "fcode", "fstart", "atom_row", "agg", "ps"],
+)
+
+
+@njit(cache=True)
+def holds(P, e, i, rr, pure, W, S, E, T):  # type: ignore[no-untyped-def]
+    """Evaluate edge e's postfix formula for event i and run row rr (atoms cached per run)."""
+    cache, fstack = W[7], W[8]
+    sp = 0
+    for c in range(P.fstart[e], P.fstart[e + 1]):
+        code = P.fcode[c]
+        if code >= 0:
+            row = P.atom_row[code]
+            if row >= 0:
+                fstack[sp] = pure[row, i]
+            else:
+                j = -row - 1
+                if cache[j] < 0:
+                    cache[j] = 1 if iter_atom(j, rr, i, S, E, T) else 0
+                fstack[sp] = cache[j] == 1
+            sp += 1
+        elif code == F_TRUE:
+            fstack[sp] = True
+            sp += 1
+        elif code == F_NOT:
+            fstack[sp - 1] = not fstack[sp - 1]
+        else:
+            b = fstack[sp - 1]
+            a = fstack[sp - 2]
+            sp -= 1
+            fstack[sp - 1] = (a and b) if code == F_AND else (a or b)
+    return fstack[sp - 1]
+
+
+@njit(cache=True)
+def final_after_proceed(P, state, i, rr, pure, W, S, E, T):  # type: ignore[no-untyped-def]
+    stack = W[6]
+    sp = 1
+    stack[0] = state
+    while sp > 0:
+        sp -= 1
+        current = stack[sp]
+        for e in range(P.sedges[current], P.sedges[current + 1]):
+            if P.action[e] == PROCEED and holds(P, e, i, rr, pure, W, S, E, T):
+                target = P.target[e]
+                if P.kind[target] == FINAL:
+                    return target
+                stack[sp] = target
+                sp += 1
+    return -1
+
+
+@njit(cache=True)
+def take_into(P, S, E, nr, stage, i):  # type: ignore[no-untyped-def]
+    """Update run nr's aggregate slots (copied from its parent) for event i taken by `stage`."""
+    RAI, RAF, RAN, RAO = S[1], S[2], S[3], S[4]
+    fl, it, va, ts = E[0], E[1], E[2], E[3]
+    for k in range(P.agg.shape[0]):
+        if P.agg[k, 0] != stage:
+            continue
+        kind, src, vrow, slot = P.agg[k, 1], P.agg[k, 2], P.agg[k, 3], P.agg[k, 4]
+        ok = True
+        vi = 0
+        vf = 0.0
+        if src == SRC_TIME:
+            vi = ts[i]
+        elif src == SRC_FLOAT:
+            ok = va[vrow, i]
+            vf = fl[slot, i]
+        elif src == SRC_INT:
+            ok = va[vrow, i]
+            vi = it[slot, i]
+        isf = src == SRC_FLOAT
+        if kind in (A_FIRST, A_LAST):
+            if kind == A_LAST or RAN[nr, k] == 0:
+                RAI[nr, k] = vi
+                RAF[nr, k] = vf
+                RAO[nr, k] = ok
+            RAN[nr, k] += 1
+        elif kind == A_COUNT:
+            if src == SRC_EVENT or ok:
+                RAN[nr, k] += 1
+        elif kind in (A_SUM, A_AVG):
+            if ok:
+                RAI[nr, k] += vi
+                RAF[nr, k] += vf
+                RAN[nr, k] += 1
+        elif kind in (A_MIN, A_MAX) and ok:
+            if RAN[nr, k] == 0:
+                RAI[nr, k] = vi
+                RAF[nr, k] = vf
+            elif kind == A_MIN:
+                if (vf < RAF[nr, k]) if isf else (vi < RAI[nr, k]):
+                    RAI[nr, k] = vi
+                    RAF[nr, k] = vf
+            elif (vf > RAF[nr, k]) if isf else (vi > RAI[nr, k]):
+                RAI[nr, k] = vi
+                RAF[nr, k] = vf
+            RAN[nr, k] += 1
+
+
+@njit(cache=True)
+def copy_run(S, dst, src):  # type: ignore[no-untyped-def]
+    R, RAI, RAF, RAN, RAO = S[0], S[1], S[2], S[3], S[4]
+    R[dst, R_TS] = R[src, R_TS]
+    R[dst, R_ORD] = R[src, R_ORD]
+    RAI[dst] = RAI[src]
+    RAF[dst] = RAF[src]
+    RAN[dst] = RAN[src]
+    RAO[dst] = RAO[src]
+
+
+@njit(cache=True)
+def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
+    """FlinkCEP's process for one event of one key: every run, then the start run."""
+    R, N, K, M = S[0], S[5], S[9], S[10]
+    newr, pot, edges, dstate, dtake, stack, cache, enode = (
+        W[0],
+        W[1],
+        W[3],
+        W[4],
+        W[5],
+        W[6],
+        W[7],
+        W[9],
+    )
+    ts, seq, order = E[3][i], E[6][i], E[7][i]
+    nnew = 0
+    npot = 0
+    ev = -1
+    r = K[key, K_RUNS]
+    while True:
+        is_start = r < 0
+        rr = 0 if is_start else r
+        cache[:] = -1
+        ne = 0
+        sp = 1
+        stack[0] = P.ps[PS_START] if is_start else R[r, R_STATE]
+        while sp > 0:  # createDecisionGraph
+            sp -= 1
+            s = stack[sp]
+            for e in range(P.sedges[s], P.sedges[s + 1]):
+                if holds(P, e, i, rr, pure, W, S, E, T):
+                    if P.action[e] == PROCEED:
+                        stack[sp] = P.target[e]
+                        sp += 1
+                    else:
+                        edges[ne] = e
+                        ne += 1
+        nd = 0
+        discard = False
+        for k in range(ne):
+            e = edges[k]
+            enode[k] = -1
+            if P.action[e] == IGNORE:
+                if not is_start:
+                    dstate[nd] = P.target[e]
+                    dtake[nd] = -1
+                    nd += 1
+                continue
+            dstate[nd] = P.target[e]
+            dtake[nd] = k
+            nd += 1
+            final = final_after_proceed(P, P.target[e], i, rr, pure, W, S, E, T)
+            if final >= 0:
+                dstate[nd] = final
+                dtake[nd] = k
+                nd += 1
+        for d in range(nd):
+            if P.kind[dstate[d]] == STOP:
+                discard = True
+        for d in range(nd):
+            kind = P.kind[dstate[d]]
+            if kind == STOP or (discard and kind != FINAL):
+                continue
+            nr = alloc_run(R, M)
+            R[nr, R_STATE] = dstate[d]
+            k = dtake[d]
+            if k < 0:
+                copy_run(S, nr, rr)
+                R[nr, R_NODE] = R[rr, R_NODE]
+            else:
+                stage = P.estage[edges[k]]
+                if enode[k] < 0:
+                    if ev < 0:
+                        ev = alloc_event(S, E, i)
+                    enode[k] = alloc_node(S, stage, R[rr, R_NODE], ts, seq, order, ev)
+                copy_run(S, nr, rr)
+                if is_start:
+                    R[nr, R_TS] = ts
+                    R[nr, R_ORD] = order
+                R[nr, R_NODE] = enode[k]
+                take_into(P, S, E, nr, stage, i)
+            if R[nr, R_NODE] >= 0:
+                N[R[nr, R_NODE], N_REF] += 1
+            if kind == FINAL:
+                pot[npot] = nr
+                npot += 1
+            else:
+                newr[nnew] = nr
+                nnew += 1
+        if is_start:
+            break
+        nxt = R[r, R_NEXT]
+        free_run(S, r)
+        r = nxt
+    sort_runs(R, newr, nnew)
+    max_runs = P.ps[PS_MAX_RUNS]
+    if nnew > max_runs:
+        dropped = nnew - max_runs
+        for j in range(dropped):
+            free_run(S, newr[j])
+        for j in range(max_runs):
+            newr[j] = newr[j + dropped]
+        nnew = max_runs
+        M[M_DROPPED] += dropped
+    sort_runs(R, pot, npot)
+    if P.ps[PS_SKIP] == NO_SKIP:
+        for j in range(npot):
+            emit(S, OUT_MATCH, key, pot[j], match_time(P, S, pot[j]), 0, i)
+            free_run(S, pot[j])
+    else:
+        nnew = emit_by_skip(P, S, W, key, npot, nnew, 0, i)
+    K[key, K_RUNS] = link_list(R, newr, 0, nnew)
+    K[key, K_NRUNS] = nnew
+
+
+@njit(cache=True)
+def process_events(P, S, E, T, pure, mask):  # type: ignore[no-untyped-def]
+    """Run one rule over released events E (in processing order): advance, then step."""
+    branch = P.ps[PS_BRANCH]
+    keys = E[5]
+    n_keys = keys.max() + 1 if keys.shape[0] > 0 else 0
+    S = ensure(S, 0, 0, 0, n_keys)
+    W = scratch(16, branch, P.ps[PS_STACK], P.ps[PS_N_ITER], P.ps[PS_FORMULA])
+    for i in range(keys.shape[0]):
+        if not mask[E[4][i]]:
+            continue
+        key = keys[i]
+        K = S[9]
+        nr = K[key, K_NRUNS]
+        nc = K[key, K_NCOMP]
+        succ = (nr + 1) * 2 * branch
+        S = ensure(S, succ, succ, 2 * (nr + nc + succ) + 4, 0)
+        if W[0].shape[0] < nr + nc + succ + 1:
+            W = scratch(
+                2 * (nr + nc + succ + 1), branch, P.ps[PS_STACK], P.ps[PS_N_ITER], P.ps[PS_FORMULA]
+            )
+        advance_key(P, S, W, key, E[3][i], 0, i)
+        step_key(P, S, W, key, i, pure, E, T)
+    return S
+
+
+#: Kernels whose source nfa.codegen copies into generated modules (they call iter_atom).
+SPECIALISED = (holds, final_after_proceed, step_key, process_events)

@@ -1,0 +1,361 @@
+"""The array storage of the product engine's per-rule state, and its jitted helpers.
+
+One rule's state is a tuple of numpy arrays (`State`), so the step kernel takes arrays, a
+snapshot is a list of arrays and nothing per event or per partial match is a Python object:
+
+- runs (FlinkCEP's computation states) are rows of `R` (state, start time, start order,
+  pointer to the node of the last taken event, list link) with their aggregate slots in
+  `RAI`/`RAF`/`RAN`/`RAO` (int value, float value, count, value-is-not-null). Row 0 is the
+  empty run that stands for the implicit start run. Free rows form a list through R_NEXT.
+- taken events live in a shared tree of nodes `N` (stage, parent, refcount, time, seq,
+  order, event slot), so successors of a run share its history instead of copying it. A
+  node is freed when its refcount drops to zero (no run, child or pending output uses it).
+- the column values of taken events are kept once per event in `EVI`/`EVF`/`EVV` (int
+  columns, float columns, valid flags), refcounted by nodes in `EVR`, so events of earlier
+  batches stay available for `count_distinct` and for the output fields of matches.
+- per key `K`: head and length of its run list (priority order) and of its completed list
+  (matches a skip strategy holds back).
+- `OUT` collects outputs (kind, key, node, time, phase, tag) until the driver reads them.
+- `M` holds the free-list heads and counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+R_STATE, R_TS, R_ORD, R_NODE, R_NEXT = 0, 1, 2, 3, 4
+RF = 5
+N_STAGE, N_PARENT, N_REF, N_TS, N_SEQ, N_ORD, N_NEXT, N_EV = 0, 1, 2, 3, 4, 5, 6, 7
+NF = 8
+V_REF, V_NEXT = 0, 1
+K_RUNS, K_NRUNS, K_COMP, K_NCOMP = 0, 1, 2, 3
+KF = 4
+O_KIND, O_KEY, O_NODE, O_TIME, O_PHASE, O_TAG = 0, 1, 2, 3, 4, 5
+OF = 6
+M_FREE_RUN, M_FREE_NODE, M_LIVE_RUNS, M_LIVE_NODES, M_DROPPED, M_NOUT = 0, 1, 2, 3, 4, 5
+M_FREE_EV, M_LIVE_EV = 6, 7
+MF = 8
+
+OUT_MATCH = 0
+OUT_TIMEOUT = 1
+
+
+def new_state(
+    n_agg: int,
+    n_int: int,
+    n_float: int,
+    n_col: int,
+    runs: int = 64,
+    nodes: int = 64,
+    keys: int = 16,
+) -> tuple:  # type: ignore[type-arg]
+    """Empty state arrays for a rule with `n_agg` aggregate slots over the given columns."""
+    R = np.zeros((runs, RF), np.int64)
+    R[:, R_NEXT] = np.arange(1, runs + 1)
+    R[runs - 1, R_NEXT] = -1
+    R[0, R_NODE] = -1  # row 0: the empty start run, never on the free list
+    R[0, R_NEXT] = -1
+    N = np.zeros((nodes, NF), np.int64)
+    N[:, N_NEXT] = np.arange(1, nodes + 1)
+    N[nodes - 1, N_NEXT] = -1
+    K = np.zeros((keys, KF), np.int64)
+    K[:, K_RUNS] = -1
+    K[:, K_COMP] = -1
+    M = np.zeros(MF, np.int64)
+    M[M_FREE_RUN] = 1 if runs > 1 else -1
+    M[M_FREE_NODE] = 0
+    EVR = np.zeros((nodes, 2), np.int64)
+    EVR[:, V_NEXT] = np.arange(1, nodes + 1)
+    EVR[nodes - 1, V_NEXT] = -1
+    M[M_FREE_EV] = 0
+    return (
+        R,
+        np.zeros((runs, n_agg), np.int64),
+        np.zeros((runs, n_agg), np.float64),
+        np.zeros((runs, n_agg), np.int64),
+        np.zeros((runs, n_agg), np.bool_),
+        N,
+        np.zeros((nodes, n_int), np.int64),
+        np.zeros((nodes, n_float), np.float64),
+        np.zeros((nodes, n_col), np.bool_),
+        K,
+        M,
+        np.zeros((64, OF), np.int64),
+        EVR,
+    )
+
+
+@njit(cache=True)
+def grow_rows(a, rows):  # type: ignore[no-untyped-def]
+    """A copy of 2-D array `a` with `rows` rows (zero filled)."""
+    out = np.zeros((rows, a.shape[1]), a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True)
+def ensure(S, need_runs, need_nodes, need_out, need_keys):  # type: ignore[no-untyped-def]
+    """The state with room for that many more runs, nodes and outputs, and keys < need_keys."""
+    R, RAI, RAF, RAN, RAO, N, EVI, EVF, EVV, K, M, OUT, EVR = S
+    cap = R.shape[0]
+    if cap - M[M_LIVE_RUNS] - 1 < need_runs:
+        new = max(2 * cap, cap + need_runs + 16)
+        R = grow_rows(R, new)
+        RAI, RAF = grow_rows(RAI, new), grow_rows(RAF, new)
+        RAN, RAO = grow_rows(RAN, new), grow_rows(RAO, new)
+        for r in range(cap, new - 1):
+            R[r, R_NEXT] = r + 1
+        R[new - 1, R_NEXT] = M[M_FREE_RUN]
+        M[M_FREE_RUN] = cap
+    cap = N.shape[0]
+    if cap - M[M_LIVE_NODES] < need_nodes:
+        new = max(2 * cap, cap + need_nodes + 16)
+        N = grow_rows(N, new)
+        for n in range(cap, new - 1):
+            N[n, N_NEXT] = n + 1
+        N[new - 1, N_NEXT] = M[M_FREE_NODE]
+        M[M_FREE_NODE] = cap
+    cap = EVR.shape[0]
+    if cap - M[M_LIVE_EV] < need_nodes:
+        new = max(2 * cap, cap + need_nodes + 16)
+        EVR = grow_rows(EVR, new)
+        EVI, EVF, EVV = grow_rows(EVI, new), grow_rows(EVF, new), grow_rows(EVV, new)
+        for n in range(cap, new - 1):
+            EVR[n, V_NEXT] = n + 1
+        EVR[new - 1, V_NEXT] = M[M_FREE_EV]
+        M[M_FREE_EV] = cap
+    if OUT.shape[0] - M[M_NOUT] < need_out:
+        OUT = grow_rows(OUT, max(2 * OUT.shape[0], M[M_NOUT] + need_out + 16))
+    if K.shape[0] < need_keys:
+        old = K.shape[0]
+        K = grow_rows(K, max(2 * old, need_keys))
+        for k in range(old, K.shape[0]):
+            K[k, K_RUNS] = -1
+            K[k, K_COMP] = -1
+    return (R, RAI, RAF, RAN, RAO, N, EVI, EVF, EVV, K, M, OUT, EVR)
+
+
+@njit(cache=True)
+def alloc_run(R, M):  # type: ignore[no-untyped-def]
+    r = M[M_FREE_RUN]
+    M[M_FREE_RUN] = R[r, R_NEXT]
+    M[M_LIVE_RUNS] += 1
+    R[r, R_NEXT] = -1
+    return r
+
+
+@njit(cache=True)
+def decref(S, node):  # type: ignore[no-untyped-def]
+    """Drop one reference to `node`; free it and, transitively, its unreferenced ancestors
+    (and the event slots no node refers to any more)."""
+    N, M, EVR = S[5], S[10], S[12]
+    while node >= 0:
+        N[node, N_REF] -= 1
+        if N[node, N_REF] > 0:
+            return
+        parent = N[node, N_PARENT]
+        N[node, N_NEXT] = M[M_FREE_NODE]
+        M[M_FREE_NODE] = node
+        M[M_LIVE_NODES] -= 1
+        ev = N[node, N_EV]
+        EVR[ev, V_REF] -= 1
+        if EVR[ev, V_REF] == 0:
+            EVR[ev, V_NEXT] = M[M_FREE_EV]
+            M[M_FREE_EV] = ev
+            M[M_LIVE_EV] -= 1
+        node = parent
+
+
+@njit(cache=True)
+def free_run(S, r):  # type: ignore[no-untyped-def]
+    R, M = S[0], S[10]
+    decref(S, R[r, R_NODE])
+    R[r, R_NEXT] = M[M_FREE_RUN]
+    M[M_FREE_RUN] = r
+    M[M_LIVE_RUNS] -= 1
+
+
+@njit(cache=True)
+def alloc_event(S, E, i):  # type: ignore[no-untyped-def]
+    """A slot holding event i's column values (refcount 0 until a node takes it)."""
+    EVI, EVF, EVV, M, EVR = S[6], S[7], S[8], S[10], S[12]
+    ev = M[M_FREE_EV]
+    M[M_FREE_EV] = EVR[ev, V_NEXT]
+    M[M_LIVE_EV] += 1
+    EVR[ev, V_REF] = 0
+    EVI[ev] = E[1][:, i]
+    EVF[ev] = E[0][:, i]
+    EVV[ev] = E[2][:, i]
+    return ev
+
+
+@njit(cache=True)
+def alloc_node(S, stage, parent, ts, seq, order, ev):  # type: ignore[no-untyped-def]
+    N, M, EVR = S[5], S[10], S[12]
+    EVR[ev, V_REF] += 1
+    n = M[M_FREE_NODE]
+    M[M_FREE_NODE] = N[n, N_NEXT]
+    M[M_LIVE_NODES] += 1
+    N[n, N_STAGE] = stage
+    N[n, N_PARENT] = parent
+    N[n, N_REF] = 0
+    N[n, N_TS] = ts
+    N[n, N_SEQ] = seq
+    N[n, N_ORD] = order
+    N[n, N_NEXT] = -1
+    N[n, N_EV] = ev
+    if parent >= 0:
+        N[parent, N_REF] += 1
+    return n
+
+
+@njit(cache=True)
+def before(R, a, b):  # type: ignore[no-untyped-def]
+    """Whether run a has strictly higher priority (earlier start) than run b."""
+    if R[a, R_TS] != R[b, R_TS]:
+        return R[a, R_TS] < R[b, R_TS]
+    return R[a, R_ORD] < R[b, R_ORD]
+
+
+@njit(cache=True)
+def sort_runs(R, runs, n):  # type: ignore[no-untyped-def]
+    """Stable insertion sort of runs[:n] by priority (lists are almost sorted already)."""
+    for i in range(1, n):
+        x = runs[i]
+        j = i - 1
+        while j >= 0 and before(R, x, runs[j]):
+            runs[j + 1] = runs[j]
+            j -= 1
+        runs[j + 1] = x
+
+
+@njit(cache=True)
+def load_list(R, head, out):  # type: ignore[no-untyped-def]
+    n = 0
+    r = head
+    while r >= 0:
+        out[n] = r
+        n += 1
+        r = R[r, R_NEXT]
+    return n
+
+
+@njit(cache=True)
+def link_list(R, runs, lo, hi):  # type: ignore[no-untyped-def]
+    """Link runs[lo:hi] in order; returns the head (-1 when empty)."""
+    for j in range(lo, hi - 1):
+        R[runs[j], R_NEXT] = runs[j + 1]
+    if hi > lo:
+        R[runs[hi - 1], R_NEXT] = -1
+        return runs[lo]
+    return -1
+
+
+@njit(cache=True)
+def emit(S, kind, key, r, time, phase, tag):  # type: ignore[no-untyped-def]
+    """Append an output for run r; the output holds a reference to the run's last node."""
+    R, N, M, OUT = S[0], S[5], S[10], S[11]
+    o = M[M_NOUT]
+    node = R[r, R_NODE]
+    OUT[o, O_KIND] = kind
+    OUT[o, O_KEY] = key
+    OUT[o, O_NODE] = node
+    OUT[o, O_TIME] = time
+    OUT[o, O_PHASE] = phase
+    OUT[o, O_TAG] = tag
+    if node >= 0:
+        N[node, N_REF] += 1
+    M[M_NOUT] = o + 1
+
+
+@njit(cache=True)
+def drain_outputs(S):  # type: ignore[no-untyped-def]
+    """The pending outputs' events: offsets, (stage, seq, ts) and column values (int,
+    float, valid), releasing the outputs' node references."""
+    N, EVI, EVF, EVV, M, OUT = S[5], S[6], S[7], S[8], S[10], S[11]
+    n = M[M_NOUT]
+    offsets = np.zeros(n + 1, np.int64)
+    for o in range(n):
+        length = 0
+        node = OUT[o, O_NODE]
+        while node >= 0:
+            length += 1
+            node = N[node, N_PARENT]
+        offsets[o + 1] = offsets[o] + length
+    ev = np.zeros((3, offsets[n]), np.int64)
+    vi = np.zeros((offsets[n], EVI.shape[1]), np.int64)
+    vf = np.zeros((offsets[n], EVF.shape[1]), np.float64)
+    vv = np.zeros((offsets[n], EVV.shape[1]), np.bool_)
+    for o in range(n):
+        j = offsets[o + 1] - 1
+        node = OUT[o, O_NODE]
+        while node >= 0:
+            ev[0, j] = N[node, N_STAGE]
+            ev[1, j] = N[node, N_SEQ]
+            ev[2, j] = N[node, N_TS]
+            slot = N[node, N_EV]
+            vi[j] = EVI[slot]
+            vf[j] = EVF[slot]
+            vv[j] = EVV[slot]
+            j -= 1
+            node = N[node, N_PARENT]
+        decref(S, OUT[o, O_NODE])
+    out = OUT[:n].copy()
+    M[M_NOUT] = 0
+    return out, offsets, ev, vi, vf, vv
+
+
+@njit(cache=True)
+def count_distinct_int(S, node, stage, vrow, slot):  # type: ignore[no-untyped-def]
+    """Distinct non-null values of an int column (or, with vrow < 0, the time) over the
+    chain's events of `stage`."""
+    N, EVI, EVV = S[5], S[6], S[8]
+    n = 0
+    walk = node
+    while walk >= 0:
+        n += 1
+        walk = N[walk, N_PARENT]
+    values = np.empty(n, np.int64)
+    m = 0
+    while node >= 0:
+        if N[node, N_STAGE] == stage:
+            ev = N[node, N_EV]
+            if vrow < 0:
+                values[m] = N[node, N_TS]
+                m += 1
+            elif EVV[ev, vrow]:
+                values[m] = EVI[ev, slot]
+                m += 1
+        node = N[node, N_PARENT]
+    return _distinct(values[:m])
+
+
+@njit(cache=True)
+def count_distinct_float(S, node, stage, vrow, slot):  # type: ignore[no-untyped-def]
+    N, EVF, EVV = S[5], S[7], S[8]
+    n = 0
+    walk = node
+    while walk >= 0:
+        n += 1
+        walk = N[walk, N_PARENT]
+    values = np.empty(n, np.float64)
+    m = 0
+    while node >= 0:
+        if N[node, N_STAGE] == stage and EVV[N[node, N_EV], vrow]:
+            values[m] = EVF[N[node, N_EV], slot]
+            m += 1
+        node = N[node, N_PARENT]
+    return _distinct(values[:m])
+
+
+@njit(cache=True)
+def _distinct(values):  # type: ignore[no-untyped-def]
+    if values.shape[0] == 0:
+        return 0
+    values = np.sort(values)
+    distinct = 1
+    for k in range(1, values.shape[0]):
+        if values[k] != values[k - 1]:
+            distinct += 1
+    return distinct

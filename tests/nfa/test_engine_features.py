@@ -1,0 +1,134 @@
+"""Direct tests of the Numba engine on named features, each checked against the reference."""
+
+from __future__ import annotations
+
+from cep.compiler import CompiledRules, compile_rules
+from cep.parser import parse_text
+from nfa.batch import StringPool, batch_from_records
+from nfa.engine import Engine
+from nfa.reference import EngineConfig, ReferenceEngine
+from nfa.results import EngineOutput
+
+STREAM = (
+    "stream txns key card_id time ts out_of_order {ooo} "
+    "fields { card_id: string, amount: float, ts: timestamp }\n"
+)
+CARD_TESTING = """
+rule card_testing
+  from txns
+  pattern small{3,} consecutive next big
+  where small: amount < 5.00
+        big: amount > 500.00
+  within 10m skip past last
+  emit to "fraud.alerts" { tests: count(small), total: sum(small.amount) }
+"""
+ABSENCE = """
+rule absent
+  from txns
+  pattern big not followed by small
+  where big: amount > 500.00
+        small: amount < 5
+  within 1m
+"""
+
+
+def _rules(text: str, ooo: str = "0s") -> CompiledRules:
+    return compile_rules(parse_text(STREAM.replace("{ooo}", ooo) + text, "t.cep"))
+
+
+def _both(
+    rules: CompiledRules,
+    records: list[tuple[str, float, int]],
+    config: EngineConfig | None = None,
+) -> tuple[EngineOutput, EngineOutput, Engine, ReferenceEngine]:
+    pool, keys = StringPool(), StringPool()
+    rows = [("txns", {"card_id": c, "amount": a, "ts": t}) for c, a, t in records]
+    batch = batch_from_records(rules.schema, rows, pool, keys)
+    engine = Engine(rules.programs, pool, config)
+    reference = ReferenceEngine(rules.programs, pool, config)
+    got, want = engine.process(batch), reference.process(batch)
+    got.extend(engine.finish())
+    want.extend(reference.finish())
+    return got, want, engine, reference
+
+
+def test_card_testing_strict() -> None:
+    amounts = [1, 2, 3, 4, 600, 1, 700, 2, 2, 2, 900, 1, 2, 50, 3, 600]
+    records = [("c1", float(a), 1000 * i) for i, a in enumerate(amounts)]
+    records += [("c2", float(a), 1000 * i + 20_000) for i, a in enumerate([1, 1, 1, 999])]
+    got, want, _, _ = _both(_rules(CARD_TESTING), records)
+    assert got == want
+    assert [len(m.events) for m in got.matches] == [5, 4, 4]
+    assert dict(got.matches[0].fields) == {"tests": 4, "total": 10.0}
+
+
+def test_absence_completed_by_watermark_without_further_events() -> None:
+    got, want, _, _ = _both(_rules(ABSENCE), [("c1", 900.0, 0), ("c1", 1.0, 10_000)])
+    assert got == want
+    assert got.matches == []
+    got, want, _, _ = _both(_rules(ABSENCE), [("c1", 900.0, 0)])
+    assert got == want
+    assert [(m.time, len(m.events)) for m in got.matches] == [(60_000, 1)]
+
+
+def test_absence_completed_by_watermark_advance() -> None:
+    rules = _rules(ABSENCE)
+    pool, keys = StringPool(), StringPool()
+    batch = batch_from_records(
+        rules.schema, [("txns", {"card_id": "c1", "amount": 900.0, "ts": 0})], pool, keys
+    )
+    engine = Engine(rules.programs, pool)
+    assert engine.process(batch).matches == []
+    assert engine.advance_watermark(0, 59_999).matches == []
+    out = engine.advance_watermark(0, 60_000)
+    assert [m.time for m in out.matches] == [60_000]
+
+
+def test_late_events() -> None:
+    records = [("c1", 1.0, 5000), ("c1", 2.0, 1000), ("c2", 3.0, 4000), ("c1", 4.0, 6000)]
+    got, want, engine, reference = _both(_rules(CARD_TESTING, "1s"), records)
+    assert got == want
+    assert [(e.seq, e.ts, e.watermark) for e in got.late] == [(1, 1000, 4000), (2, 4000, 4000)]
+    assert engine.counters == reference.counters
+    assert engine.counters.events_late == 2
+
+
+def test_snapshot_restore_continues_exactly() -> None:
+    rules = _rules(CARD_TESTING + ABSENCE, "2s")
+    pool, keys = StringPool(), StringPool()
+    amounts = [1, 2, 3, 900, 4, 1, 700, 2, 2, 2, 900, 1, 2, 3, 600, 800]
+    rows = [
+        ("txns", {"card_id": f"c{i % 2}", "amount": float(a), "ts": 1000 * i - 500 * (i % 3)})
+        for i, a in enumerate(amounts)
+    ]
+    batch = batch_from_records(rules.schema, rows, pool, keys)
+    straight = Engine(rules.programs, pool)
+    want = straight.process(batch)
+    want.extend(straight.finish())
+    for cut in range(len(rows) + 1):
+        first = Engine(rules.programs, pool)
+        got = first.process(batch.slice(0, cut))
+        data = first.snapshot()
+        second = Engine.restore(rules.programs, pool, data)
+        got.extend(second.process(batch.slice(cut, len(rows))))
+        got.extend(second.finish())
+        assert got == want, cut
+        assert second.counters == straight.counters
+
+
+def test_max_runs_per_key_drops_oldest_and_counts() -> None:
+    text = """
+rule many
+  from txns
+  pattern a followed by any b
+  where a: amount < 5
+        b: amount > 500
+  within 1h
+"""
+    records = [("c1", 1.0, i) for i in range(10)] + [("c1", 600.0, 100)]
+    config = EngineConfig(max_runs_per_key=3)
+    got, want, engine, reference = _both(_rules(text), records, config)
+    assert got == want
+    assert engine.counters.partial_matches_dropped == reference.counters.partial_matches_dropped
+    assert engine.counters.partial_matches_dropped > 0
+    assert len(got.matches) == 3
