@@ -84,6 +84,7 @@ class Service:
         self.inputs = [(i.topic, i.stream) for i in config.inputs]
         self.cooldown_ms = [self._cooldown(p.info.name) for p in self.programs]
         self.partitions: dict[int, PartitionState] = {}
+        self._warm_up()
         self.group = config.kafka.group_id
         self.redis = redis.Redis.from_url(config.redis_url)
         self.redis.ping()
@@ -110,6 +111,13 @@ class Service:
             ", ".join(self.topics),
             config.engine,
         )
+
+    def _warm_up(self) -> None:
+        """Compile (or load from the disk cache) every kernel before joining the group, so
+        an assignment callback never waits for the compiler."""
+        started = time.perf_counter()
+        self._partition(-1)
+        log.info("rules compiled in %.1f s", time.perf_counter() - started)
 
     def _cooldown(self, rule: str) -> int:
         settings = self.config.rule_settings.get(rule)

@@ -65,7 +65,15 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from service.demo import run_demo
 
-    return run_demo(duration=args.duration, rate=args.rate, metrics_port=args.metrics_port)
+    return run_demo(
+        duration=args.duration, rate=args.rate, metrics_port=args.metrics_port, engine=args.engine
+    )
+
+
+def _test(args: argparse.Namespace) -> int:
+    from service.ruletest import main_test
+
+    return main_test([str(p) for p in args.paths] or [str(library_path())])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--dot", action="store_true", help="print Graphviz DOT instead of text")
     explain.set_defaults(func=_explain)
 
+    test = sub.add_parser("test", help="run the tests embedded in rule files; exit 1 on a failure")
+    test.add_argument(
+        "paths", nargs="*", help="rule files or folders (default: the shipped library)"
+    )
+    test.set_defaults(func=_test)
+
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", required=True, help="service.yaml")
     run.set_defaults(func=_run)
@@ -97,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     demo.add_argument("--rate", type=float, default=2000.0, help="synthetic events per second")
     demo.add_argument("--metrics-port", type=int, default=9464, help="0 to not serve metrics")
+    demo.add_argument(
+        "--engine", choices=["numba", "reference"], default="numba", help="matching engine"
+    )
     demo.set_defaults(func=_demo)
     return parser
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Producer
+from support import drain
 
 from cep.loader import compile_paths
 from service.app import Service
@@ -29,23 +30,6 @@ rule card_testing
   skip past last
   emit to "ALERTS" { tests: count(small), amount: big.amount, merchant: big.merchant }
 """
-
-
-def _drain(bootstrap: str, topic: str, want: int, timeout: float = 20.0) -> list[Message]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"reader-{topic}", **consumer_defaults()}
-    )
-    consumer.subscribe([topic])
-    found: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(found) < want and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                found.append(message)
-    finally:
-        consumer.close()
-    return found
 
 
 def test_rule_file_to_alert_topic(
@@ -117,7 +101,7 @@ def test_rule_file_to_alert_topic(
         service.close()
     assert consumed == len(events) + 2
 
-    out = _drain(kafka_bootstrap, alerts, 1)
+    out = drain(kafka_bootstrap, alerts, 1)
     assert len(out) == 1
     alert = orjson.loads(out[0].value() or b"")
     assert out[0].key() == b"c1"
@@ -127,12 +111,12 @@ def test_rule_file_to_alert_topic(
     assert [e["stage"] for e in alert["events"]] == ["small", "small", "small", "big"]
     assert seen and seen[0]["id"] == alert["id"]
 
-    dead = _drain(kafka_bootstrap, dlq, 1)
+    dead = drain(kafka_bootstrap, dlq, 1)
     assert len(dead) == 1
     headers = dict(dead[0].headers() or [])
     assert headers["cep.error"].startswith(b"invalid JSON")
     assert headers["cep.source.topic"] == inp.encode()
 
-    late_out = _drain(kafka_bootstrap, late, 1)
+    late_out = drain(kafka_bootstrap, late, 1)
     assert len(late_out) == 1
     assert orjson.loads(late_out[0].value() or b"")["ts"] == 1_767_225_600_000 + 60_000
