@@ -99,9 +99,15 @@ class Service:
             **config.kafka.consumer,
         }
         self.consumer = Consumer(consumer_conf)
-        self.producer = Producer(
-            {"bootstrap.servers": config.kafka.bootstrap, **config.kafka.producer}
-        )
+        producer_conf = {"bootstrap.servers": config.kafka.bootstrap, **config.kafka.producer}
+        self.transactional = config.guarantee == "exactly_once"
+        if self.transactional:
+            # The same id after a restart: the broker fences the previous incarnation.
+            producer_conf["transactional.id"] = f"cep-{self.group}-{config.instance_id}"
+        self.producer = Producer(producer_conf)
+        if self.transactional:
+            self.producer.init_transactions(30)
+            self.producer.begin_transaction()
         self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.last_checkpoint = time.monotonic()
         self.redis.hset(f"cep:{self.group}:status", mapping={"started": int(clock() * 1000)})
@@ -192,19 +198,31 @@ class Service:
         dirty = [p for p in self.partitions.values() if p.dirty]
         if not dirty:
             return
-        remaining = self.producer.flush(30)
-        if remaining:
-            raise RuntimeError(
-                f"{remaining} output message(s) not delivered; not committing offsets"
-            )
+        offsets = [TopicPartition(t, p.number, o) for p in dirty for t, o in p.next_offsets.items()]
+        if self.transactional:
+            # Outputs and offsets commit atomically; the checkpoint is saved in between, so a
+            # crash before the commit finds the previous checkpoint matching Kafka's offsets.
+            metadata = self.consumer.consumer_group_metadata()
+            self.producer.send_offsets_to_transaction(offsets, metadata, 30)
+            self._save(dirty)
+            self.producer.commit_transaction(30)
+            self.producer.begin_transaction()
+        else:
+            remaining = self.producer.flush(30)
+            if remaining:
+                raise RuntimeError(
+                    f"{remaining} output message(s) not delivered; not committing offsets"
+                )
+            self._save(dirty)
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        for state in dirty:
+            state.dirty = False
+
+    def _save(self, dirty: list[PartitionState]) -> None:
         for state in dirty:
             self.store.save(
                 self.group, state.number, Checkpoint(dict(state.next_offsets), state.encode())
             )
-        offsets = [TopicPartition(t, p.number, o) for p in dirty for t, o in p.next_offsets.items()]
-        self.consumer.commit(offsets=offsets, asynchronous=False)
-        for state in dirty:
-            state.dirty = False
 
     def _is_error(self, message: Message) -> bool:
         error = message.error()
@@ -334,6 +352,8 @@ class Service:
             self.checkpoint()
         finally:
             self.consumer.close()
+            if self.transactional:
+                self.producer.abort_transaction(10)  # the empty one begun after the last commit
             self.producer.flush(10)
             self.redis.close()
             log.info("stopped")

@@ -66,6 +66,8 @@ class ServiceConfig:
     print_alerts: bool = False
     engine: str = "reference"  # "reference" (pure Python) or "numba" (the product engine)
     checkpoint_interval_ms: int = 1000  # how often state is checkpointed and offsets committed
+    guarantee: str = "at_least_once"  # or "exactly_once": Kafka transactions
+    instance_id: str = "0"  # stable per instance: names its transactional id (fencing on restart)
     checkpoints_kept: int = 3
     shadow_topic: str = "cep.shadow"
     rule_settings: dict[str, RuleSettings] = field(default_factory=dict)
@@ -106,6 +108,10 @@ def config_from_mapping(data: dict[str, Any]) -> ServiceConfig:
     config: ServiceConfig = _build(ServiceConfig, data, "config")
     if not config.inputs:
         raise ConfigError("config: `inputs` is empty; map at least one topic to a stream")
+    if config.guarantee not in ("at_least_once", "exactly_once"):
+        raise ConfigError(
+            f"config: guarantee {config.guarantee!r} is not one of at_least_once, exactly_once"
+        )
     if config.engine not in ("reference", "numba"):
         raise ConfigError(f"config: engine {config.engine!r} is not one of reference, numba")
     return config

@@ -11,9 +11,13 @@ from service.config import KafkaConfig, ServiceConfig, config_from_mapping
 from service.embedded import consumer_defaults, producer_defaults
 
 
-def drain(bootstrap: str, topic: str, want: int, timeout: float = 20.0) -> list[Message]:
+def drain(
+    bootstrap: str, topic: str, want: int, timeout: float = 20.0, **settings: Any
+) -> list[Message]:
+    """Read up to `want` messages of `topic` from the start (a fresh group each call)."""
+    group = f"reader-{topic}-{time.monotonic_ns()}"
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"reader-{topic}", **consumer_defaults()}
+        {"bootstrap.servers": bootstrap, "group.id": group, **consumer_defaults(), **settings}
     )
     consumer.subscribe([topic])
     found: list[Message] = []
