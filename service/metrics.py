@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,6 @@ class Metrics:
     timeouts: Counter
     batch_seconds: Histogram
     decode_seconds: Histogram
-    watermark_lag: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -47,11 +46,5 @@ class Metrics:
             ),
             decode_seconds=Histogram(
                 "cep_decode_seconds", "Time to decode one batch of one topic", registry=registry
-            ),
-            watermark_lag=Gauge(
-                "cep_watermark_lag_ms",
-                "Wall clock minus watermark",
-                ["partition"],
-                registry=registry,
             ),
         )
