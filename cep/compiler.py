@@ -56,6 +56,7 @@ def build_schema(streams: tuple[ast.StreamDecl, ...]) -> Schema:
                 out_of_order_ms=s.out_of_order.millis,
                 idle_ms=s.idle.millis if s.idle else None,
                 fields=tuple((f.name, _TYPES.get(f.type, ir.Type.STRING)) for f in s.fields),
+                processing_time=s.time_source is ast.TimeSource.PROCESSING,
             )
         )
     return Schema(tuple(out))

@@ -69,6 +69,7 @@ class StreamSchema:
     out_of_order_ms: int
     idle_ms: int | None
     fields: tuple[tuple[str, Type], ...]
+    processing_time: bool = False  # events are stamped with their arrival time (wall clock)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from prometheus_client import CollectorRegistry
 from cep.compiler import CompiledRules
 from cep.parser import parse_duration
 from nfa.batch import EventBatch
-from nfa.reference import ReferenceEngine
+from nfa.program import Schema
+from nfa.reference import EngineConfig, ReferenceEngine
 from nfa.results import EngineOutput, Match
 from service.alerts import alert_document, encode
 from service.config import ServiceConfig
@@ -49,12 +50,19 @@ OFFSET_BITS = 44
 Headers = list[tuple[str, str | bytes | None]]
 
 
-def engine_kind(name: str) -> EngineKind:
+def engine_kind(name: str, schema: Schema) -> EngineKind:
+    """The engine class chosen in the config, in processing-time mode (match on arrival,
+    nothing is late) when every stream is a processing-time stream."""
+    config = EngineConfig(processing_time=all(s.processing_time for s in schema.streams))
+    engine: Any = ReferenceEngine
     if name == "numba":
         from nfa.engine import Engine
 
-        return EngineKindOf(Engine, Engine.restore)
-    return EngineKindOf(ReferenceEngine, ReferenceEngine.restore)
+        engine = Engine
+    return EngineKindOf(
+        lambda programs, pool: engine(programs, pool, config),
+        lambda programs, pool, data: engine.restore(programs, pool, data, config),
+    )
 
 
 def encode_seq(input_index: int, offset: int) -> int:
@@ -76,7 +84,7 @@ class Service:
         self.config = config
         self.programs = [p for p in rules.programs if p.info.enabled]
         self.schema = rules.schema
-        self.engine_kind = engine_kind(config.engine)
+        self.engine_kind = engine_kind(config.engine, self.schema)
         self.clock = clock
         self.on_alert = on_alert
         self.metrics = Metrics.create(registry or CollectorRegistry())
@@ -254,8 +262,13 @@ class Service:
     ) -> EventBatch:
         input_index = self.topics.index(topic)
         seqs = [encode_seq(input_index, m.offset() or 0) for m in group]
-        stamps = [m.timestamp()[1] for m in group]
         decoder = state.decoders[topic]
+        if decoder.stream.processing_time:
+            # Processing time: the arrival time is the event time, so the event-time machinery
+            # (never late, released at once, timers on the clock-driven watermark) applies.
+            stamps = [int(self.clock() * 1000)] * len(group)
+        else:
+            stamps = [m.timestamp()[1] for m in group]
         started = time.perf_counter()
         decoded, rejected = decoder.decode([m.value() for m in group], seqs, stamps)
         self.metrics.decode_seconds.observe(time.perf_counter() - started)
@@ -268,15 +281,20 @@ class Service:
         return decoded
 
     def _advance_idle(self) -> None:
-        now_ms = self.clock() * 1000
+        """Nothing arrived: move the watermark of quiet streams with the (injected) clock.
+
+        An event-time stream with `idle` set advances once it has had no event for that
+        long; a processing-time stream follows the clock at once, so its timers fire on
+        the wall clock.
+        """
+        now_ms = int(self.clock() * 1000)
         for state in self.partitions.values():
             for s_index, stream in enumerate(self.schema.streams):
-                last = state.last_event_ms.get(s_index)
-                if stream.idle_ms is None or last is None or now_ms - last < stream.idle_ms:
-                    continue
-                output = state.engine.advance_watermark(
-                    s_index, int(now_ms) - stream.out_of_order_ms
-                )
+                if not stream.processing_time:
+                    last = state.last_event_ms.get(s_index)
+                    if stream.idle_ms is None or last is None or now_ms - last < stream.idle_ms:
+                        continue
+                output = state.engine.advance_watermark(s_index, now_ms - stream.out_of_order_ms)
                 if output.matches or output.timeouts:
                     state.dirty = True
                 self._emit(state, output, {})
