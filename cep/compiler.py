@@ -12,11 +12,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cep import ast
-from cep.automaton import AutomatonBuilder, Consuming, GroupPlan, Plan, StagePlan, atom
+from cep.automaton import AutomatonBuilder
 from cep.checks import run_checks, stages_of
 from cep.errors import Diagnostic, RuleCheckError, Severity
 from cep.flatten import flatten
 from cep.lower import Lowerer, Scope
+from cep.plans import Consuming, GroupPlan, Plan, StagePlan, atom
 from nfa import expr as ir
 from nfa.program import OutputSpec, Program, RuleInfo, Schema, SkipKind, StreamSchema
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cep.automaton import Automaton, BState, Formula
+from cep.automaton import Automaton, BState
+from cep.plans import Formula
 from nfa.program import F_AND, F_NOT, F_OR, F_TRUE
 
 
