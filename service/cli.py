@@ -103,6 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test.set_defaults(func=_test)
 
+    from service.replay import add_replay_arguments, main_replay
+    from service.trace import add_trace_arguments, main_trace
+
+    replay = sub.add_parser(
+        "replay", help="run rules over event files (backtest); --labels, --compare"
+    )
+    add_replay_arguments(replay)
+    replay.set_defaults(func=main_replay)
+
+    trace = sub.add_parser(
+        "trace", help="explain step by step why a rule did or did not fire for a key"
+    )
+    add_trace_arguments(trace)
+    trace.set_defaults(func=main_trace)
+
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", required=True, help="service.yaml")
     run.set_defaults(func=_run)
