@@ -160,7 +160,7 @@ class Service:
             offsets = {
                 tp.topic: tp.offset for tp in committed if tp.partition == number and tp.offset >= 0
             }
-            checkpoint = self.store.find(self.group, number, offsets) if offsets else None
+            checkpoint = self._find_checkpoint(number, offsets) if offsets else None
             if checkpoint is not None:
                 self.partitions[number] = self._partition(
                     number, checkpoint.state, checkpoint.offsets
@@ -176,6 +176,23 @@ class Service:
                     )
                 self.partitions[number] = self._partition(number, offsets=offsets)
         log.info("assigned %s", [(tp.topic, tp.partition) for tp in assigned])
+
+    def _find_checkpoint(self, number: int, offsets: dict[str, int]) -> Checkpoint | None:
+        """The checkpoint for Kafka's committed offsets; waits for Redis rather than start a
+        partition with empty state (which would lose its partial matches)."""
+        delay = 0.5
+        while True:
+            try:
+                return self.store.find(self.group, number, offsets)
+            except redis.RedisError as exc:
+                log.warning(
+                    "partition %d: cannot read checkpoints (%s); retrying in %.1f s",
+                    number,
+                    exc,
+                    delay,
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         self.checkpoint()
@@ -208,11 +225,13 @@ class Service:
             return
         offsets = [TopicPartition(t, p.number, o) for p in dirty for t, o in p.next_offsets.items()]
         if self.transactional:
-            # Outputs and offsets commit atomically; the checkpoint is saved in between, so a
-            # crash before the commit finds the previous checkpoint matching Kafka's offsets.
+            # Outputs and offsets commit atomically; the checkpoint is saved just before, so
+            # a crash before the commit finds the previous checkpoint matching Kafka's
+            # offsets. Without Redis the transaction stays open and is retried.
+            if not self._save(dirty):
+                return
             metadata = self.consumer.consumer_group_metadata()
             self.producer.send_offsets_to_transaction(offsets, metadata, 30)
-            self._save(dirty)
             self.producer.commit_transaction(30)
             self.producer.begin_transaction()
         else:
@@ -221,16 +240,25 @@ class Service:
                 raise RuntimeError(
                     f"{remaining} output message(s) not delivered; not committing offsets"
                 )
-            self._save(dirty)
+            if not self._save(dirty):
+                return  # no commit without a checkpoint; the next interval retries both
             self.consumer.commit(offsets=offsets, asynchronous=False)
         for state in dirty:
             state.dirty = False
 
-    def _save(self, dirty: list[PartitionState]) -> None:
-        for state in dirty:
-            self.store.save(
-                self.group, state.number, Checkpoint(dict(state.next_offsets), state.encode())
+    def _save(self, dirty: list[PartitionState]) -> bool:
+        """Save the checkpoints; False (logged, nothing committed) while Redis is down."""
+        try:
+            for state in dirty:
+                self.store.save(
+                    self.group, state.number, Checkpoint(dict(state.next_offsets), state.encode())
+                )
+        except redis.RedisError as exc:
+            log.warning(
+                "checkpoint not saved (%s); offsets stay uncommitted until Redis is back", exc
             )
+            return False
+        return True
 
     def _is_error(self, message: Message) -> bool:
         error = message.error()

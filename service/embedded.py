@@ -100,8 +100,10 @@ class _ServerProcess:
 
     name = "server"
 
-    def __init__(self, startup_timeout: float = 15.0) -> None:
+    def __init__(self, startup_timeout: float = 15.0, port: int = 0) -> None:
+        """`port` 0 picks a free port; a given port is used as is (to restart a server)."""
         self.startup_timeout = startup_timeout
+        self.fixed_port = port
         self.port = 0
         self.workdir = ""
         self._proc: subprocess.Popen[bytes] | None = None
@@ -119,7 +121,8 @@ class _ServerProcess:
         if self._proc is not None:
             raise RuntimeError(f"{self.name} already started")
         for attempt in range(3):
-            self.port, self.workdir = free_port(), tempfile.mkdtemp(prefix=f"cep-{self.name}-")
+            self.port = self.fixed_port or free_port()
+            self.workdir = tempfile.mkdtemp(prefix=f"cep-{self.name}-")
             log = open(Path(self.workdir, "server.log"), "wb")  # noqa: SIM115  closed by _shutdown
             self._proc = proc = subprocess.Popen(
                 self._command(self.workdir), cwd=self.workdir, env=_clean_env(),
@@ -135,7 +138,7 @@ class _ServerProcess:
             if failure is None:
                 return self
             self.stop()
-            if attempt == 2:
+            if attempt == 2 or self.fixed_port:
                 raise RuntimeError(failure)
         raise AssertionError("unreachable")
 
