@@ -22,6 +22,7 @@ from cep.compiler import compile_rules
 from cep.parser import parse_text
 from nfa.batch import StringPool
 from nfa.engine import Engine
+from nfa.program import used_columns
 from service.decode import StreamDecoder
 
 RULE = """
@@ -69,7 +70,7 @@ def main() -> None:
     rules = compile_rules(parse_text(RULE))
     pool, keys = StringPool(), StringPool()
     engine = Engine(rules.programs, pool)
-    decoder = StreamDecoder(rules.schema, "txns", pool, keys, 65_536)
+    decoder = StreamDecoder(rules.schema, "txns", pool, keys, 65_536, used_columns(rules.programs))
     decode_s = engine_s = 0.0
     matches = 0
     for start in range(0, len(values), args.batch):

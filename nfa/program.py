@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -216,3 +217,24 @@ class Program:
         from nfa.explain import describe
 
         return describe(self)
+
+
+def used_columns(programs: Sequence[Program]) -> frozenset[int]:
+    """The schema columns that the programs' conditions, aggregates and outputs read.
+
+    A decoder can skip the work of interning the other string fields.
+    """
+    from nfa.expr import Field, StageAgg, walk
+
+    used: set[int] = set()
+    for program in programs:
+        exprs = list(program.atoms)
+        for spec in (program.emit, program.on_timeout):
+            if spec is not None:
+                exprs.extend(e for _, e in spec.fields)
+        for expr in exprs:
+            for node in walk(expr):
+                if isinstance(node, Field | StageAgg) and node.column >= 0:
+                    used.add(node.column)
+        used.update(a.column for a in program.aggregates if a.column >= 0)
+    return frozenset(used)

@@ -1,9 +1,12 @@
 """Decode a batch of JSON Kafka values of one stream into the engine's columns.
 
-The batch is parsed with orjson and then filled column by column: one pass per field over
-the parsed values, not one Python dict of columns per event. A value that is not JSON,
-breaks the stream's schema or is too large does not stop the batch: it comes back as a
-`Rejected` entry with the reason, for the dead-letter topic.
+`StreamDecoder` is the fast path: the batch's values are joined into one byte buffer and
+scanned by a Numba kernel (`service.fastjson`), which fills the columns directly and leaves
+Python only new strings to intern and the rare values or messages it does not parse itself.
+`ReferenceDecoder` is the plain orjson path: the specification the fast path is tested
+against, and what it hands such messages to. A value that is not JSON, breaks the stream's
+schema or is too large does not stop the batch: it comes back as a `Rejected` entry with
+the reason, for the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -11,13 +14,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from nfa.batch import EventBatch, StringPool
 from nfa.expr import Type
 from nfa.program import Schema
+from service.fastjson import (
+    FALLBACK_STATUS,
+    OK,
+    REJECTED,
+    SKIPPED,
+    X_FLOAT,
+    X_KEY,
+    X_STRING,
+)
+from service.fastjson_plan import KernelPlan, StringTables
+
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,14 +43,20 @@ class Rejected:
     reason: str
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def parse_timestamp(value: object) -> int | None:
-    """Epoch milliseconds from an int/float (ms) or an ISO-8601 string; None if invalid."""
+    """Epoch milliseconds from an int/float (ms) or an ISO-8601 string; None if invalid.
+
+    Values outside the int64 range are invalid: the engine stores timestamps as int64.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return value if _INT64_MIN <= value <= _INT64_MAX else None
     if isinstance(value, float):
-        return int(value)
+        return int(value) if -9.223372036854775e18 <= value <= 9.223372036854775e18 else None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
@@ -57,13 +80,27 @@ def _checker(type_: Type) -> tuple[type | tuple[type, ...], str]:
     return (int, float, str), "a timestamp"
 
 
-class StreamDecoder:
-    """Decodes one stream's JSON values; shares string and key pools with the engine."""
+class ReferenceDecoder:
+    """Decodes one stream's JSON values with orjson, column by column; shares the pools.
+
+    The specification of `StreamDecoder`, which also hands it the messages its kernel does
+    not decide itself (nesting deeper than 500, duplicate keys, huge numbers...).
+    """
 
     def __init__(
-        self, schema: Schema, stream: str, pool: StringPool, keys: StringPool, max_bytes: int
+        self,
+        schema: Schema,
+        stream: str,
+        pool: StringPool,
+        keys: StringPool,
+        max_bytes: int,
+        used: frozenset[int] | None = None,
     ):
+        """`used`: the schema columns some rule reads (None: all). A string field no rule
+        reads is still type-checked but not interned: ids unique to every event (event and
+        transaction ids) would cost a pool entry each and grow the pool without bound."""
         self.schema = schema
+        self.used = used
         self.stream_index = schema.stream_index(stream)
         self.stream = schema.streams[self.stream_index]
         self.columns = [
@@ -72,6 +109,12 @@ class StreamDecoder:
         self.pool = pool
         self.keys = keys
         self.max_bytes = max_bytes
+
+    def interns(self, column: int) -> bool:
+        """Whether a string column's values go into the pool (used, or the key)."""
+        if self.used is None or column in self.used:
+            return True
+        return self.schema.columns[column].field == self.stream.key
 
     def decode(
         self, values: Sequence[bytes | None], seqs: Sequence[int], record_ts: Sequence[int]
@@ -130,7 +173,12 @@ class StreamDecoder:
                     )
                     continue
                 if column.type is Type.STRING:
+                    if not self.interns(c_index):
+                        continue
                     target[row] = self.pool.intern(field_value)  # type: ignore[arg-type]
+                elif column.type is Type.INT and not _INT64_MIN <= field_value <= _INT64_MAX:  # type: ignore[operator]
+                    reasons.setdefault(row, f"field `{column.field}`: integer out of range")
+                    continue
                 elif column.type is Type.TIMESTAMP:
                     stamp = parse_timestamp(field_value)
                     if stamp is None:
@@ -178,3 +226,165 @@ class StreamDecoder:
         )
         rejected.sort(key=lambda r: r.index)
         return batch, rejected
+
+
+class StreamDecoder(ReferenceDecoder):
+    """Decodes one stream's JSON values with the Numba kernel; same results as the reference.
+
+    Keeps per-decoder string tables (bytes → pool id) so that after warm-up strings are
+    resolved in the kernel; a string field whose values are almost all new (event ids) is
+    not cached, to keep the tables small, and is retried every `RETRY_BATCHES` batches.
+    """
+
+    RETRY_BATCHES = 256
+
+    def __init__(
+        self,
+        schema: Schema,
+        stream: str,
+        pool: StringPool,
+        keys: StringPool,
+        max_bytes: int,
+        used: frozenset[int] | None = None,
+    ):
+        super().__init__(schema, stream, pool, keys, max_bytes, used)
+        self.plan = KernelPlan(schema, self.stream_index, self.interns)
+        self.tables = StringTables()
+        self._batches = 0
+
+    def decode(
+        self, values: Sequence[bytes | None], seqs: Sequence[int], record_ts: Sequence[int]
+    ) -> tuple[EventBatch, list[Rejected]]:
+        n = len(values)
+        status = np.zeros(n, np.int64)
+        reasons: dict[int, str] = {}
+        if None in values:
+            for i, value in enumerate(values):
+                if value is None:
+                    status[i] = SKIPPED
+                    reasons[i] = "empty value"
+            values = [v or b"" for v in values]
+        raw = b"".join(values)  # type: ignore[arg-type]
+        lengths = np.fromiter(map(len, values), np.int64, n)  # type: ignore[arg-type]
+        for i in np.flatnonzero(lengths > self.max_bytes).tolist():
+            status[i] = SKIPPED
+            reasons[i] = f"value of {lengths[i]} bytes exceeds the limit of {self.max_bytes}"
+        offs = np.zeros(n + 1, np.int64)
+        np.cumsum(lengths, out=offs[1:])
+        columns = self.plan.scan(np.frombuffer(raw, np.uint8), offs, status, self.tables)
+        floats, ints, valid, key, fixes, reason = columns
+        self._intern_new(ints, key)
+        self._fixups(raw, fixes, status, reasons, ints, floats, key)
+        for i in np.flatnonzero(status == REJECTED).tolist():
+            if i not in reasons:
+                reasons[i] = self.plan.reason(raw, reason[i])
+        fallback = np.flatnonzero(status == FALLBACK_STATUS).tolist()
+        if fallback:
+            self._fall_back(values, seqs, record_ts, fallback, status, reasons, columns)
+        time_col = self.plan.time_column
+        ts = ints[time_col.slot].copy() if time_col else np.asarray(record_ts, np.int64)
+        keep = status == OK
+        seq = np.asarray(seqs, np.int64)
+        rejected = [Rejected(i, reasons[i]) for i in sorted(reasons)]
+        if not rejected:
+            return EventBatch(np.full(n, self.stream_index, np.int8), key, ts, seq, floats, ints, valid), []  # fmt: skip
+        batch = EventBatch(
+            np.full(int(keep.sum()), self.stream_index, np.int8),
+            key[keep],
+            ts[keep],
+            seq[keep],
+            floats[:, keep],
+            ints[:, keep],
+            valid[:, keep],
+        )
+        return batch, rejected
+
+    def _intern_new(self, ints: I64, key: I64) -> None:
+        """Intern the strings the kernel had not seen; replace their provisional ids."""
+        tables, plan = self.tables, self.plan
+        count = int(tables.state[2])
+        self._batches += 1
+        plan.update_cache(self._batches % self.RETRY_BATCHES == 0)
+        if count == 0:
+            return
+        start, stop = tables.batch_start, int(tables.state[0]) - 1
+        texts = tables.arena[start:stop].tobytes().decode().split("\n")
+        tags = tables.new_table[:count]
+        intern, intern_key = self.pool.intern, self.keys.intern
+        if tags.any():
+            ids = [intern_key(t) if k else intern(t) for t, k in zip(texts, tags.tolist(), strict=True)]  # fmt: skip
+        else:
+            ids = list(map(intern, texts))
+        new_ids = np.asarray(ids, np.int64)
+        slots = tables.new_slot[:count]
+        cached = slots >= 0
+        tables.ids[tags[cached], slots[cached]] = new_ids[cached]
+        for slot in plan.string_slots:
+            _resolve(ints[slot], new_ids)
+        _resolve(key, new_ids)
+
+    def _fixups(
+        self,
+        raw: bytes,
+        fixes: I64,
+        status: I64,
+        reasons: dict[int, str],
+        ints: I64,
+        floats: npt.NDArray[np.float64],
+        key: I64,
+    ) -> None:
+        """The values the kernel left to Python, parsed with orjson like the reference."""
+        fields, key_f = self.plan.fields, self.plan.key_field
+        for kind, row, f, start, stop in fixes.tolist():
+            if status[row] != OK:
+                continue
+            value = orjson.loads(raw[start:stop])
+            column = fields[f]
+            if kind == X_STRING:
+                ints[column.slot, row] = self.pool.intern(value)
+                if f == key_f:
+                    key[row] = self.keys.intern(value)
+            elif kind == X_FLOAT:
+                floats[column.slot, row] = value
+            elif kind == X_KEY:
+                key[row] = self.keys.intern(str(value))
+            else:
+                stamp = parse_timestamp(value)
+                if stamp is None:
+                    status[row] = REJECTED
+                    reasons[row] = f"field `{column.field}`: invalid timestamp {value!r}"
+                else:
+                    ints[column.slot, row] = stamp
+
+    def _fall_back(
+        self,
+        values: Sequence[bytes | None],
+        seqs: Sequence[int],
+        record_ts: Sequence[int],
+        rows: list[int],
+        status: I64,
+        reasons: dict[int, str],
+        columns: tuple[npt.NDArray[Any], ...],
+    ) -> None:
+        """Decode the messages the kernel left undecided with the reference decoder."""
+        floats, ints, valid, key = columns[:4]
+        batch, rejected = super().decode(
+            [values[i] for i in rows], [seqs[i] for i in rows], [record_ts[i] for i in rows]
+        )
+        for item in rejected:
+            status[rows[item.index]] = REJECTED
+            reasons[rows[item.index]] = item.reason
+        dropped = {item.index for item in rejected}
+        accepted = np.asarray([r for j, r in enumerate(rows) if j not in dropped], np.int64)
+        status[accepted] = OK
+        floats[:, accepted] = batch.floats
+        ints[:, accepted] = batch.ints
+        valid[:, accepted] = batch.valid
+        key[accepted] = batch.key
+
+
+def _resolve(column: I64, new_ids: I64) -> None:
+    """Replace provisional ids (-1 - index into new_ids) in place."""
+    pending = column < 0
+    if pending.any():
+        column[pending] = new_ids[-1 - column[pending]]

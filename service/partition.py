@@ -19,7 +19,7 @@ from typing import Protocol
 import orjson
 
 from nfa.batch import EventBatch, StringPool
-from nfa.program import Program, Schema
+from nfa.program import Program, Schema, used_columns
 from nfa.results import EngineOutput
 from service.decode import StreamDecoder
 
@@ -87,8 +87,10 @@ def new_partition(
         pool, keys = StringPool.from_state(head["pool"]), StringPool.from_state(head["keys"])
         cooldown = {(int(r), int(k)): int(t) for r, k, t in head["cooldown"]}
         engine = engine_kind.restore(programs, pool, snapshot[_LENGTH.size + length :])
+    used = used_columns(programs)
     decoders = {
-        topic: StreamDecoder(schema, stream, pool, keys, max_bytes) for topic, stream in inputs
+        topic: StreamDecoder(schema, stream, pool, keys, max_bytes, used)
+        for topic, stream in inputs
     }
     return PartitionState(number, pool, keys, engine, decoders, dict(offsets or {}), cooldown)
 

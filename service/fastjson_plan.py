@@ -1,0 +1,243 @@
+"""The Python side of the JSON kernel: a stream's field layout, buffers and reason texts.
+
+`KernelPlan` turns a stream's schema into the arrays `scan_batch` reads, allocates a
+batch's columns, runs the kernel and words the reasons of the messages it rejected. It
+also decides which string fields are worth caching: a field whose values are nearly always
+new (an event id) would only fill the string tables, so it bypasses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from nfa.expr import Type
+from nfa.program import Column, Schema
+from service import fastjson_parse, fastjson_time
+from service.fastjson import (
+    EMPTY,
+    KIND_NAMES,
+    R_JSON,
+    R_MISSING,
+    R_TYPE,
+    T_BOOL,
+    T_FLOAT,
+    T_INT,
+    T_STRING,
+    T_STRING_UNUSED,
+    T_TIMESTAMP,
+    name_hash,
+    scan_batch,
+)
+from service.fastjson_parse import ERROR_TEXT, MAX_DEPTH
+
+_TYPE_CODES = {
+    Type.FLOAT: T_FLOAT,
+    Type.INT: T_INT,
+    Type.BOOL: T_BOOL,
+    Type.STRING: T_STRING,
+    Type.TIMESTAMP: T_TIMESTAMP,
+}
+_EXPECTED = {
+    Type.FLOAT: "a number",
+    Type.INT: "an integer",
+    Type.BOOL: "true or false",
+    Type.STRING: "a string",
+}
+MIN_SAMPLE = 4096  # lookups of a field before judging whether caching it pays
+NEW_RATIO = 0.9  # uncache a field when more of its values than this are new
+
+
+class StringTables:
+    """Two byte-string → id hash tables (0: the string pool, 1: the key pool), one arena.
+
+    Open addressing with linear probing; `length` -1 marks an empty slot. Entries compare
+    by bytes, so a hash collision costs a probe, never a wrong id. When a table would grow
+    past `max_entries` it is cleared: the pools still hold every string, so the next
+    sighting just interns again.
+    """
+
+    def __init__(self, capacity: int = 1 << 12, max_entries: int = 1 << 21) -> None:
+        self.max_entries = max_entries
+        self.reset(capacity)
+
+    def reset(self, capacity: int) -> None:
+        self.hash = np.zeros((2, capacity), np.uint64)
+        self.ids = np.zeros((2, capacity), np.int64)
+        self.start = np.zeros((2, capacity), np.int64)
+        self.length = np.full((2, capacity), EMPTY, np.int64)
+        self.arena = np.zeros(1 << 16, np.uint8)
+        self.state = np.zeros(4, np.int64)  # arena fill, entries, new strings this batch
+        self.new_slot = np.zeros(0, np.int64)  # per new string: its table slot or -1
+        self.new_table = np.zeros(0, np.int64)  # per new string: 0 pool, 1 keys
+        self.batch_start = 0  # arena fill when the batch began
+
+    def prepare(self, max_new: int, max_bytes: int) -> None:
+        """Make room for a batch that may add `max_new` strings of `max_bytes` in total."""
+        capacity = self.hash.shape[1]
+        needed = int(self.state[1]) + max_new
+        if needed * 2 > capacity:
+            if needed > self.max_entries:
+                self.reset(capacity)
+            else:
+                self.reset(1 << (needed * 2).bit_length())
+        fill = int(self.state[0])
+        if len(self.arena) - fill < max_bytes + max_new:
+            if fill > self.max_entries * 64:
+                self.reset(capacity)
+                fill = 0
+            grown = np.zeros(max(2 * len(self.arena), 2 * (fill + max_bytes + max_new)), np.uint8)
+            grown[:fill] = self.arena[:fill]
+            self.arena = grown
+        self.state[2] = 0
+        self.batch_start = int(self.state[0])
+        if len(self.new_slot) < max_new:
+            self.new_slot = np.zeros(max_new, np.int64)
+            self.new_table = np.zeros(max_new, np.int64)
+
+
+class KernelPlan:
+    """One stream's fields as kernel arrays, plus which string fields to cache."""
+
+    def __init__(
+        self, schema: Schema, stream_index: int, interns: Callable[[int], bool] | None = None
+    ):
+        """`interns(column)` False: a string field checked for its type but not interned."""
+        self.schema = schema
+        stream = schema.streams[stream_index]
+        indexed = [(i, c) for i, c in enumerate(schema.columns) if c.stream == stream_index]
+        self.fields: list[Column] = [c for _, c in indexed]
+        names = [c.field.encode() for c in self.fields]
+        k = len(self.fields)
+        self.key_field = next(f for f, c in enumerate(self.fields) if c.field == stream.key)
+        time_f = next((f for f, c in enumerate(self.fields) if c.field == stream.time_field), -1)
+        self.time_column = self.fields[time_f] if time_f >= 0 else None
+        self.plan = np.zeros((k + 1, 5), np.int64)
+        offset = 0
+        for f, (index, column) in enumerate(indexed):
+            code = _TYPE_CODES[column.type]  # field types are these five (cep.ast)
+            if code == T_STRING and interns is not None and not interns(index):
+                code = T_STRING_UNUSED
+            self.plan[f] = (code, column.slot, index, offset, offset + len(names[f]))
+            offset += len(names[f])
+        key_is_str = self.fields[self.key_field].type is Type.STRING
+        self.plan[k, :3] = (self.key_field, time_f, int(key_is_str))
+        self.names = np.frombuffer(b"".join(names) or b" ", np.uint8).copy()
+        self.name_hash = np.asarray([name_hash(n) for n in names] or [0], np.uint64)
+        size = 1 << max(4, (4 * k).bit_length())
+        self.field_table = np.full(size, -1, np.int64)
+        for f, name in enumerate(names):
+            slot = name_hash(name) & (size - 1)
+            while self.field_table[slot] >= 0:
+                slot = (slot + 1) & (size - 1)
+            self.field_table[slot] = f
+        self.string_fields = [f for f in range(k) if self.plan[f, 0] == T_STRING]
+        self.string_slots = [self.fields[f].slot for f in self.string_fields]
+        self.cached = np.ones(max(k, 1), np.bool_)
+        self.stats = np.zeros((max(k, 1), 2), np.int64)  # per field: hits, misses
+        self.stack = np.zeros(MAX_DEPTH + 1, np.uint8)
+        self.fix = np.zeros((0, 5), np.int64)
+
+    def scan(
+        self,
+        buf: npt.NDArray[np.uint8],
+        offs: npt.NDArray[np.int64],
+        status: Any,
+        tables: StringTables,
+    ) -> tuple[Any, Any, Any, Any, Any, Any]:
+        """Run the kernel: (floats, ints, valid, key, fixups, reason codes) of the batch."""
+        n = len(offs) - 1
+        schema = self.schema
+        floats = np.zeros((schema.n_float, n), np.float64)
+        ints = np.zeros((schema.n_int, n), np.int64)
+        valid = np.zeros((len(schema.columns), n), np.bool_)
+        key = np.zeros(n, np.int64)
+        reason = np.zeros((n, 4), np.int64)
+        tables.prepare(n * (len(self.string_fields) + 1), 2 * len(buf))
+        if len(self.fix) < n * (len(self.fields) + 1):
+            self.fix = np.zeros((n * (len(self.fields) + 1), 5), np.int64)
+        n_fix = scan_batch(
+            buf,
+            offs,
+            status,
+            self.plan,
+            self.names,
+            self.name_hash,
+            self.field_table,
+            self.cached,
+            floats,
+            ints,
+            valid,
+            key,
+            tables.hash,
+            tables.ids,
+            tables.start,
+            tables.length,
+            tables.arena,
+            tables.state,
+            tables.new_slot,
+            tables.new_table,
+            self.fix,
+            reason,
+            self.stats,
+            self.stack,
+        )
+        return floats, ints, valid, key, self.fix[:n_fix], reason
+
+    def update_cache(self, retry: bool) -> None:
+        """Stop caching string fields whose values are nearly all new; retry now and then."""
+        if retry:
+            self.cached[:] = True
+            self.stats[:] = 0
+            return
+        for f in self.string_fields:
+            hits, misses = self.stats[f]
+            if self.cached[f] and hits + misses >= MIN_SAMPLE:
+                self.cached[f] = misses <= NEW_RATIO * (hits + misses)
+                self.stats[f] = 0
+
+    def reason(self, raw: bytes, code: npt.NDArray[np.int64]) -> str:
+        """The text of a rejection the kernel coded as (code, field, a, b)."""
+        kind, f, a, b = (int(x) for x in code)
+        if kind == R_JSON:
+            return f"invalid JSON: {ERROR_TEXT.get(a, 'unexpected content')} at byte {b}"
+        column = self.fields[f]
+        if kind == R_MISSING:
+            which = "key" if f == self.key_field else "time"
+            return f"missing {which} field `{column.field}`"
+        if kind == R_TYPE:
+            expected = _EXPECTED.get(column.type, "a timestamp")
+            return f"field `{column.field}`: expected {expected}, got {KIND_NAMES[a]}"
+        value = orjson.loads(raw[a:b])
+        return f"field `{column.field}`: invalid timestamp {value!r}"
+
+
+def _invalidate_stale_cache() -> None:
+    """Drop the cached kernel when its helper modules changed since it was compiled.
+
+    Numba keys a function's on-disk cache on its own file only, so the cached `scan_batch`
+    would keep using old helpers from fastjson_parse.py or fastjson_time.py after an edit there.
+    """
+    cache = getattr(scan_batch, "_cache", None)
+    folder = getattr(cache, "_cache_path", None)
+    if cache is None or folder is None:
+        return
+    sources = (fastjson_parse.__file__, fastjson_time.__file__)
+    digest = hashlib.sha256(b"".join(Path(s).read_bytes() for s in sources)).hexdigest()
+    stamp = Path(folder) / "fastjson_helpers.sha256"
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        cache.flush()
+        stamp.write_text(digest)
+    except OSError:  # a read-only cache folder: numba then does not cache either
+        return
+
+
+_invalidate_stale_cache()
