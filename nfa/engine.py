@@ -22,8 +22,8 @@ from nfa.batch import EventBatch, StringPool
 from nfa.engine_rules import RuleSet
 from nfa.engine_snapshot import read_snapshot, write_snapshot
 from nfa.interpret import Evaluator, Event, Value
-from nfa.kernel_skip import advance_all, flush_all
-from nfa.kernel_store import M_DROPPED, drain_outputs, new_state
+from nfa.kernel_skip import advance_all, evict_keys, flush_all
+from nfa.kernel_store import K_NCOMP, K_NRUNS, M_DROPPED, OF, drain_outputs, new_state
 from nfa.program import Program
 from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
 from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
@@ -55,6 +55,7 @@ class Engine:
         self.stream_watermark: dict[int, int] = {}
         self.watermark = NO_TIME
         self.order = 0
+        self.last_active = np.zeros(0, np.int64)  # per key id, only with config.max_keys
         self.counters = EngineCounters()
         self.evaluators = [Evaluator(p, pool) for p in self.programs]
         self._warm_up()
@@ -67,6 +68,7 @@ class Engine:
         self.counters.events_in += n
         if self.config.processing_time:
             self._run_events(batch)
+            self._bound()
             self._collect(out)
             return out
         if n:
@@ -76,6 +78,7 @@ class Engine:
             elif len(keep):
                 self.buffer = EventBatch.concat(self.schema, [self.buffer, batch.take(keep)])
         self._release(min(self.stream_watermark.values(), default=NO_TIME))
+        self._bound()
         self._collect(out)
         return out
 
@@ -85,6 +88,7 @@ class Engine:
         if watermark > self.stream_watermark.get(stream, NO_TIME):
             self.stream_watermark[stream] = watermark
         self._release(min(self.stream_watermark.values(), default=NO_TIME))
+        self._bound()
         self._collect(out)
         return out
 
@@ -192,6 +196,31 @@ class Engine:
             if rule.program.window_ms > 0:
                 self.states[r] = advance_all(rule.prog, self.states[r], watermark, PHASE_ADVANCE)
 
+    def _bound(self) -> None:
+        """`EngineConfig.max_buffered_events` and `max_keys`, as `nfa.reference_bounds`."""
+        excess = len(self.buffer) - self.config.max_buffered_events
+        if self.config.max_buffered_events and excess > 0:  # the buffer is in arrival order
+            self.buffer = self.buffer.slice(excess, len(self.buffer))
+            self.counters.events_dropped += excess
+        if not self.config.max_keys:
+            return
+        width = max(s[9].shape[0] for s in self.states)
+        live = np.zeros(width, np.bool_)
+        for state in self.states:
+            K = state[9]
+            live[: K.shape[0]] |= (K[:, K_NRUNS] > 0) | (K[:, K_NCOMP] > 0)
+        keys = np.flatnonzero(live)
+        excess = len(keys) - self.config.max_keys
+        if excess <= 0:
+            return
+        last = np.zeros(len(keys), np.int64)
+        known = keys < len(self.last_active)
+        last[known] = self.last_active[keys[known]]
+        victims = keys[np.lexsort((keys, last))[:excess]]
+        for state in self.states:
+            evict_keys(state, victims)
+        self.counters.keys_evicted += excess
+
     # ------------------------------------------------------------------ kernels
     def _events(self, batch: EventBatch) -> tuple[Any, ...]:
         n = len(batch)
@@ -211,6 +240,13 @@ class Engine:
 
     def _run_events(self, batch: EventBatch) -> None:
         events = self._events(batch)
+        if self.config.max_keys and len(batch):
+            keys = events[5]
+            if keys.max() >= len(self.last_active):
+                grown = np.zeros(int(keys.max()) + 1 + len(self.last_active) // 4, np.int64)
+                grown[: len(self.last_active)] = self.last_active
+                self.last_active = grown
+            np.maximum.at(self.last_active, keys, events[7])
         tables = self.ruleset.tables.arrays()
         pure = np.empty((len(self.ruleset.pure_atoms), len(batch)), np.bool_)
         self.ruleset.pure_module.pure_eval(events, tables, pure)
@@ -237,6 +273,8 @@ class Engine:
         parts = []
         for r, state in enumerate(self.states):
             drained = drain_outputs(state)
+            if state[11].shape[0] > 1024:  # a burst of outputs: give the room back
+                self.states[r] = (*state[:11], np.zeros((64, OF), np.int64), *state[12:])
             dropped = int(state[10][M_DROPPED])
             if dropped:
                 self.counters.partial_matches_dropped += dropped

@@ -36,6 +36,7 @@ def write_snapshot(engine: Engine) -> bytes:
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     for name in _BUFFER_FIELDS:
         arrays[f"buffer.{name}"] = getattr(engine.buffer, name)
+    arrays["last_active"] = engine.last_active
     for r, state in enumerate(engine.states):
         for i, array in enumerate(state):
             arrays[f"rule{r}.{i}"] = array
@@ -67,6 +68,8 @@ def read_snapshot(engine: Engine, data: bytes) -> None:
         raise SnapshotError("snapshot was taken with different rules")
     with np.load(io.BytesIO(data[_HEADER.size + length :]), allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
+    if "last_active" in arrays:
+        engine.last_active = arrays["last_active"]
     engine.buffer = EventBatch(*(arrays[f"buffer.{name}"] for name in _BUFFER_FIELDS))
     engine.states = [
         tuple(arrays[f"rule{r}.{i}"] for i in range(count))

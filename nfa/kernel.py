@@ -57,6 +57,10 @@ from nfa.kernel_store import (
     K_NRUNS,
     K_RUNS,
     M_DROPPED,
+    M_LIVE_EV,
+    M_LIVE_NODES,
+    M_LIVE_RUNS,
+    M_NOUT,
     N_REF,
     OUT_MATCH,
     R_NEXT,
@@ -67,6 +71,7 @@ from nfa.kernel_store import (
     alloc_event,
     alloc_node,
     alloc_run,
+    bare,
     emit,
     ensure,
     free_run,
@@ -75,7 +80,7 @@ from nfa.kernel_store import (
 )
 
 
-@njit(cache=True)
+@bare
 def iter_atom(j, r, i, S, E, T):  # type: ignore[no-untyped-def]
     """Programs without iterative atoms; generated modules define their own."""
     return False
@@ -87,7 +92,7 @@ Prog = namedtuple(
 )
 
 
-@njit(cache=True)
+@bare
 def holds(P, e, i, rr, pure, W, S, E, T):  # type: ignore[no-untyped-def]
     """Evaluate edge e's postfix formula for event i and run row rr (atoms cached per run)."""
     cache, fstack = W[7], W[8]
@@ -117,7 +122,7 @@ def holds(P, e, i, rr, pure, W, S, E, T):  # type: ignore[no-untyped-def]
     return fstack[sp - 1]
 
 
-@njit(cache=True)
+@bare
 def final_after_proceed(P, state, i, rr, pure, W, S, E, T):  # type: ignore[no-untyped-def]
     stack = W[6]
     sp = 1
@@ -135,7 +140,7 @@ def final_after_proceed(P, state, i, rr, pure, W, S, E, T):  # type: ignore[no-u
     return -1
 
 
-@njit(cache=True)
+@bare
 def take_into(P, S, E, nr, stage, i):  # type: ignore[no-untyped-def]
     """Update run nr's aggregate slots (copied from its parent) for event i taken by `stage`."""
     RAI, RAF, RAN, RAO = S[1], S[2], S[3], S[4]
@@ -184,18 +189,19 @@ def take_into(P, S, E, nr, stage, i):  # type: ignore[no-untyped-def]
             RAN[nr, k] += 1
 
 
-@njit(cache=True)
+@bare
 def copy_run(S, dst, src):  # type: ignore[no-untyped-def]
     R, RAI, RAF, RAN, RAO = S[0], S[1], S[2], S[3], S[4]
     R[dst, R_TS] = R[src, R_TS]
     R[dst, R_ORD] = R[src, R_ORD]
-    RAI[dst] = RAI[src]
-    RAF[dst] = RAF[src]
-    RAN[dst] = RAN[src]
-    RAO[dst] = RAO[src]
+    for k in range(RAI.shape[1]):
+        RAI[dst, k] = RAI[src, k]
+        RAF[dst, k] = RAF[src, k]
+        RAN[dst, k] = RAN[src, k]
+        RAO[dst, k] = RAO[src, k]
 
 
-@njit(cache=True)
+@bare
 def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
     """FlinkCEP's process for one event of one key: every run, then the start run."""
     R, N, K, M = S[0], S[5], S[9], S[10]
@@ -209,7 +215,7 @@ def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
         W[7],
         W[9],
     )
-    ts, seq, order = E[3][i], E[6][i], E[7][i]
+    ts, order = E[3][i], E[7][i]
     nnew = 0
     npot = 0
     ev = -1
@@ -269,7 +275,7 @@ def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
                 if enode[k] < 0:
                     if ev < 0:
                         ev = alloc_event(S, E, i)
-                    enode[k] = alloc_node(S, stage, R[rr, R_NODE], ts, seq, order, ev)
+                    enode[k] = alloc_node(S, stage, R[rr, R_NODE], ev)
                 copy_run(S, nr, rr)
                 if is_start:
                     R[nr, R_TS] = ts
@@ -310,6 +316,34 @@ def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
     K[key, K_NRUNS] = nnew
 
 
+@bare
+def run_events(P, S, W, E, T, pure, mask, lo):  # type: ignore[no-untyped-def]
+    """Advance and step events lo.. while the state and work arrays have room; returns the
+    index of the first event not processed (the caller grows the arrays and calls again)."""
+    branch = P.ps[PS_BRANCH]
+    keys, streams, times = E[5], E[4], E[3]
+    R, N, K, M, OUT, EVR = S[0], S[5], S[9], S[10], S[11], S[12]
+    room = W[0].shape[0]
+    for i in range(lo, keys.shape[0]):
+        if not mask[streams[i]]:
+            continue
+        key = keys[i]
+        nr = K[key, K_NRUNS]
+        nc = K[key, K_NCOMP]
+        succ = (nr + 1) * 2 * branch
+        if (
+            R.shape[0] - M[M_LIVE_RUNS] - 1 < succ
+            or N.shape[0] - M[M_LIVE_NODES] < succ
+            or EVR.shape[0] - M[M_LIVE_EV] < succ
+            or OUT.shape[0] - M[M_NOUT] < 2 * (nr + nc + succ) + 4
+            or room < nr + nc + succ + 1
+        ):
+            return i
+        advance_key(P, S, W, key, times[i], 0, i)
+        step_key(P, S, W, key, i, pure, E, T)
+    return keys.shape[0]
+
+
 @njit(cache=True)
 def process_events(P, S, E, T, pure, mask):  # type: ignore[no-untyped-def]
     """Run one rule over released events E (in processing order): advance, then step."""
@@ -318,9 +352,8 @@ def process_events(P, S, E, T, pure, mask):  # type: ignore[no-untyped-def]
     n_keys = keys.max() + 1 if keys.shape[0] > 0 else 0
     S = ensure(S, 0, 0, 0, n_keys)
     W = scratch(16, branch, P.ps[PS_STACK], P.ps[PS_N_ITER], P.ps[PS_FORMULA])
-    for i in range(keys.shape[0]):
-        if not mask[E[4][i]]:
-            continue
+    i = run_events(P, S, W, E, T, pure, mask, 0)
+    while i < keys.shape[0]:
         key = keys[i]
         K = S[9]
         nr = K[key, K_NRUNS]
@@ -331,10 +364,9 @@ def process_events(P, S, E, T, pure, mask):  # type: ignore[no-untyped-def]
             W = scratch(
                 2 * (nr + nc + succ + 1), branch, P.ps[PS_STACK], P.ps[PS_N_ITER], P.ps[PS_FORMULA]
             )
-        advance_key(P, S, W, key, E[3][i], 0, i)
-        step_key(P, S, W, key, i, pure, E, T)
+        i = run_events(P, S, W, E, T, pure, mask, i)
     return S
 
 
 #: Kernels whose source nfa.codegen copies into generated modules (they call iter_atom).
-SPECIALISED = (holds, final_after_proceed, step_key, process_events)
+SPECIALISED = (holds, final_after_proceed, step_key, run_events, process_events)

@@ -16,11 +16,11 @@ from nfa.kernel_store import (
     K_NCOMP,
     K_NRUNS,
     K_RUNS,
+    M_DROPPED,
     M_LIVE_RUNS,
-    N_ORD,
+    N_EV,
     N_PARENT,
     N_STAGE,
-    N_TS,
     OUT_MATCH,
     OUT_TIMEOUT,
     R_NEXT,
@@ -28,6 +28,9 @@ from nfa.kernel_store import (
     R_ORD,
     R_STATE,
     R_TS,
+    V_ORD,
+    V_TS,
+    bare,
     before,
     emit,
     ensure,
@@ -50,18 +53,18 @@ A_FIRST, A_LAST, A_COUNT, A_CD, A_SUM, A_AVG, A_MIN, A_MAX = 0, 1, 2, 3, 4, 5, 6
 SRC_EVENT, SRC_TIME, SRC_FLOAT, SRC_INT = 0, 1, 2, 3
 
 
-@njit(cache=True)
+@bare
 def match_time(P, S, r):  # type: ignore[no-untyped-def]
-    R, N = S[0], S[5]
+    R, N, EVR = S[0], S[5], S[12]
     if P.kind[R[r, R_STATE]] == PENDING:
         return R[r, R_TS] + P.ps[PS_WINDOW]
-    return N[R[r, R_NODE], N_TS]
+    return EVR[N[R[r, R_NODE], N_EV], V_TS]
 
 
-@njit(cache=True)
+@bare
 def prune(P, S, runs, lo, n, match):  # type: ignore[no-untyped-def]
     """Drop runs[lo:n] that the skip strategy discards after `match`; returns the new end."""
-    R, N = S[0], S[5]
+    R, N, EVR = S[0], S[5], S[12]
     skip = P.ps[PS_SKIP]
     node = R[match, R_NODE]
     pruning = -1
@@ -69,14 +72,14 @@ def prune(P, S, runs, lo, n, match):  # type: ignore[no-untyped-def]
     if skip == TO_NEXT:
         while N[node, N_PARENT] >= 0:
             node = N[node, N_PARENT]
-        pruning = N[node, N_ORD]
+        pruning = EVR[N[node, N_EV], V_ORD]
     elif skip == PAST_LAST:
-        pruning = N[node, N_ORD]
+        pruning = EVR[N[node, N_EV], V_ORD]
     elif skip in (TO_FIRST, TO_LAST):
         strict = True
         while node >= 0:
             if N[node, N_STAGE] == P.ps[PS_SKIP_STAGE]:
-                pruning = N[node, N_ORD]
+                pruning = EVR[N[node, N_EV], V_ORD]
                 if skip == TO_LAST:
                     break
             node = N[node, N_PARENT]
@@ -94,7 +97,7 @@ def prune(P, S, runs, lo, n, match):  # type: ignore[no-untyped-def]
     return out
 
 
-@njit(cache=True)
+@bare
 def emit_by_skip(P, S, W, key, npot, npart, phase, tag):  # type: ignore[no-untyped-def]
     """Hold completed runs until no earlier partial match can still complete, then emit."""
     R, K = S[0], S[9]
@@ -119,7 +122,7 @@ def emit_by_skip(P, S, W, key, npot, npart, phase, tag):  # type: ignore[no-unty
     return npart
 
 
-@njit(cache=True)
+@bare
 def advance_key(P, S, W, key, now, phase, tag):  # type: ignore[no-untyped-def]
     """FlinkCEP's advanceTime for one key: close windows, complete absences, report timeouts."""
     window = P.ps[PS_WINDOW]
@@ -199,3 +202,22 @@ def flush_all(P, S, phase):  # type: ignore[no-untyped-def]
         if K[key, K_NCOMP] > 0:
             emit_by_skip(P, S, W, key, 0, 0, phase, key)
     return S
+
+
+@njit(cache=True)
+def evict_keys(S, keys):  # type: ignore[no-untyped-def]
+    """Drop every partial and held-back match of `keys` (counted as dropped)."""
+    R, K, M = S[0], S[9], S[10]
+    for key in keys:
+        if key >= K.shape[0]:
+            continue
+        for field in (K_RUNS, K_COMP):
+            r = K[key, field]
+            while r >= 0:
+                nxt = R[r, R_NEXT]
+                free_run(S, r)
+                M[M_DROPPED] += 1
+                r = nxt
+            K[key, field] = -1
+        K[key, K_NRUNS] = 0
+        K[key, K_NCOMP] = 0

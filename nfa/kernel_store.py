@@ -21,14 +21,33 @@ snapshot is a list of arrays and nothing per event or per partial match is a Pyt
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from numba import njit
 
+_njit: Any = njit
+
+
+def bare(fn: Callable[..., Any]) -> Any:
+    """Jit without reference counting: for kernels that only index arrays they are given
+    (no allocation, no slicing copies). Counting every array taken out of the state tuples
+    was most of the step kernel's time."""
+    return _njit(cache=True, _nrt=False)(fn)
+
+
+def counted(fn: Callable[..., Any]) -> Any:
+    """Jit with reference counting even when called from a `bare` kernel (allocates)."""
+    return _njit(cache=True, _nrt=True)(fn)
+
+
 R_STATE, R_TS, R_ORD, R_NODE, R_NEXT = 0, 1, 2, 3, 4
 RF = 5
-N_STAGE, N_PARENT, N_REF, N_TS, N_SEQ, N_ORD, N_NEXT, N_EV = 0, 1, 2, 3, 4, 5, 6, 7
-NF = 8
-V_REF, V_NEXT = 0, 1
+N_STAGE, N_PARENT, N_REF, N_NEXT, N_EV = 0, 1, 2, 3, 4
+NF = 5
+V_REF, V_NEXT, V_TS, V_SEQ, V_ORD = 0, 1, 2, 3, 4
+VF = 5
 K_RUNS, K_NRUNS, K_COMP, K_NCOMP = 0, 1, 2, 3
 KF = 4
 O_KIND, O_KEY, O_NODE, O_TIME, O_PHASE, O_TAG = 0, 1, 2, 3, 4, 5
@@ -56,16 +75,16 @@ def new_state(
     R[runs - 1, R_NEXT] = -1
     R[0, R_NODE] = -1  # row 0: the empty start run, never on the free list
     R[0, R_NEXT] = -1
-    N = np.zeros((nodes, NF), np.int64)
+    N = np.zeros((nodes, NF), np.int32)
     N[:, N_NEXT] = np.arange(1, nodes + 1)
     N[nodes - 1, N_NEXT] = -1
-    K = np.zeros((keys, KF), np.int64)
+    K = np.zeros((keys, KF), np.int32)
     K[:, K_RUNS] = -1
     K[:, K_COMP] = -1
     M = np.zeros(MF, np.int64)
     M[M_FREE_RUN] = 1 if runs > 1 else -1
     M[M_FREE_NODE] = 0
-    EVR = np.zeros((nodes, 2), np.int64)
+    EVR = np.zeros((nodes, VF), np.int64)
     EVR[:, V_NEXT] = np.arange(1, nodes + 1)
     EVR[nodes - 1, V_NEXT] = -1
     M[M_FREE_EV] = 0
@@ -73,7 +92,7 @@ def new_state(
         R,
         np.zeros((runs, n_agg), np.int64),
         np.zeros((runs, n_agg), np.float64),
-        np.zeros((runs, n_agg), np.int64),
+        np.zeros((runs, n_agg), np.int32),
         np.zeros((runs, n_agg), np.bool_),
         N,
         np.zeros((nodes, n_int), np.int64),
@@ -100,7 +119,7 @@ def ensure(S, need_runs, need_nodes, need_out, need_keys):  # type: ignore[no-un
     R, RAI, RAF, RAN, RAO, N, EVI, EVF, EVV, K, M, OUT, EVR = S
     cap = R.shape[0]
     if cap - M[M_LIVE_RUNS] - 1 < need_runs:
-        new = max(2 * cap, cap + need_runs + 16)
+        new = max(cap + cap // 2, cap + need_runs + 16)
         R = grow_rows(R, new)
         RAI, RAF = grow_rows(RAI, new), grow_rows(RAF, new)
         RAN, RAO = grow_rows(RAN, new), grow_rows(RAO, new)
@@ -110,7 +129,7 @@ def ensure(S, need_runs, need_nodes, need_out, need_keys):  # type: ignore[no-un
         M[M_FREE_RUN] = cap
     cap = N.shape[0]
     if cap - M[M_LIVE_NODES] < need_nodes:
-        new = max(2 * cap, cap + need_nodes + 16)
+        new = max(cap + cap // 2, cap + need_nodes + 16)
         N = grow_rows(N, new)
         for n in range(cap, new - 1):
             N[n, N_NEXT] = n + 1
@@ -118,7 +137,7 @@ def ensure(S, need_runs, need_nodes, need_out, need_keys):  # type: ignore[no-un
         M[M_FREE_NODE] = cap
     cap = EVR.shape[0]
     if cap - M[M_LIVE_EV] < need_nodes:
-        new = max(2 * cap, cap + need_nodes + 16)
+        new = max(cap + cap // 2, cap + need_nodes + 16)
         EVR = grow_rows(EVR, new)
         EVI, EVF, EVV = grow_rows(EVI, new), grow_rows(EVF, new), grow_rows(EVV, new)
         for n in range(cap, new - 1):
@@ -129,14 +148,14 @@ def ensure(S, need_runs, need_nodes, need_out, need_keys):  # type: ignore[no-un
         OUT = grow_rows(OUT, max(2 * OUT.shape[0], M[M_NOUT] + need_out + 16))
     if K.shape[0] < need_keys:
         old = K.shape[0]
-        K = grow_rows(K, max(2 * old, need_keys))
+        K = grow_rows(K, max(old + old // 8, need_keys + need_keys // 16))
         for k in range(old, K.shape[0]):
             K[k, K_RUNS] = -1
             K[k, K_COMP] = -1
     return (R, RAI, RAF, RAN, RAO, N, EVI, EVF, EVV, K, M, OUT, EVR)
 
 
-@njit(cache=True)
+@bare
 def alloc_run(R, M):  # type: ignore[no-untyped-def]
     r = M[M_FREE_RUN]
     M[M_FREE_RUN] = R[r, R_NEXT]
@@ -145,7 +164,7 @@ def alloc_run(R, M):  # type: ignore[no-untyped-def]
     return r
 
 
-@njit(cache=True)
+@bare
 def decref(S, node):  # type: ignore[no-untyped-def]
     """Drop one reference to `node`; free it and, transitively, its unreferenced ancestors
     (and the event slots no node refers to any more)."""
@@ -167,7 +186,7 @@ def decref(S, node):  # type: ignore[no-untyped-def]
         node = parent
 
 
-@njit(cache=True)
+@bare
 def free_run(S, r):  # type: ignore[no-untyped-def]
     R, M = S[0], S[10]
     decref(S, R[r, R_NODE])
@@ -176,7 +195,7 @@ def free_run(S, r):  # type: ignore[no-untyped-def]
     M[M_LIVE_RUNS] -= 1
 
 
-@njit(cache=True)
+@bare
 def alloc_event(S, E, i):  # type: ignore[no-untyped-def]
     """A slot holding event i's column values (refcount 0 until a node takes it)."""
     EVI, EVF, EVV, M, EVR = S[6], S[7], S[8], S[10], S[12]
@@ -184,14 +203,21 @@ def alloc_event(S, E, i):  # type: ignore[no-untyped-def]
     M[M_FREE_EV] = EVR[ev, V_NEXT]
     M[M_LIVE_EV] += 1
     EVR[ev, V_REF] = 0
-    EVI[ev] = E[1][:, i]
-    EVF[ev] = E[0][:, i]
-    EVV[ev] = E[2][:, i]
+    EVR[ev, V_TS] = E[3][i]
+    EVR[ev, V_SEQ] = E[6][i]
+    EVR[ev, V_ORD] = E[7][i]
+    fl, it, va = E[0], E[1], E[2]
+    for c in range(EVI.shape[1]):
+        EVI[ev, c] = it[c, i]
+    for c in range(EVF.shape[1]):
+        EVF[ev, c] = fl[c, i]
+    for c in range(EVV.shape[1]):
+        EVV[ev, c] = va[c, i]
     return ev
 
 
-@njit(cache=True)
-def alloc_node(S, stage, parent, ts, seq, order, ev):  # type: ignore[no-untyped-def]
+@bare
+def alloc_node(S, stage, parent, ev):  # type: ignore[no-untyped-def]
     N, M, EVR = S[5], S[10], S[12]
     EVR[ev, V_REF] += 1
     n = M[M_FREE_NODE]
@@ -200,9 +226,6 @@ def alloc_node(S, stage, parent, ts, seq, order, ev):  # type: ignore[no-untyped
     N[n, N_STAGE] = stage
     N[n, N_PARENT] = parent
     N[n, N_REF] = 0
-    N[n, N_TS] = ts
-    N[n, N_SEQ] = seq
-    N[n, N_ORD] = order
     N[n, N_NEXT] = -1
     N[n, N_EV] = ev
     if parent >= 0:
@@ -210,7 +233,7 @@ def alloc_node(S, stage, parent, ts, seq, order, ev):  # type: ignore[no-untyped
     return n
 
 
-@njit(cache=True)
+@bare
 def before(R, a, b):  # type: ignore[no-untyped-def]
     """Whether run a has strictly higher priority (earlier start) than run b."""
     if R[a, R_TS] != R[b, R_TS]:
@@ -218,7 +241,7 @@ def before(R, a, b):  # type: ignore[no-untyped-def]
     return R[a, R_ORD] < R[b, R_ORD]
 
 
-@njit(cache=True)
+@bare
 def sort_runs(R, runs, n):  # type: ignore[no-untyped-def]
     """Stable insertion sort of runs[:n] by priority (lists are almost sorted already)."""
     for i in range(1, n):
@@ -230,7 +253,7 @@ def sort_runs(R, runs, n):  # type: ignore[no-untyped-def]
         runs[j + 1] = x
 
 
-@njit(cache=True)
+@bare
 def load_list(R, head, out):  # type: ignore[no-untyped-def]
     n = 0
     r = head
@@ -241,7 +264,7 @@ def load_list(R, head, out):  # type: ignore[no-untyped-def]
     return n
 
 
-@njit(cache=True)
+@bare
 def link_list(R, runs, lo, hi):  # type: ignore[no-untyped-def]
     """Link runs[lo:hi] in order; returns the head (-1 when empty)."""
     for j in range(lo, hi - 1):
@@ -252,7 +275,7 @@ def link_list(R, runs, lo, hi):  # type: ignore[no-untyped-def]
     return -1
 
 
-@njit(cache=True)
+@bare
 def emit(S, kind, key, r, time, phase, tag):  # type: ignore[no-untyped-def]
     """Append an output for run r; the output holds a reference to the run's last node."""
     R, N, M, OUT = S[0], S[5], S[10], S[11]
@@ -273,7 +296,7 @@ def emit(S, kind, key, r, time, phase, tag):  # type: ignore[no-untyped-def]
 def drain_outputs(S):  # type: ignore[no-untyped-def]
     """The pending outputs' events: offsets, (stage, seq, ts) and column values (int,
     float, valid), releasing the outputs' node references."""
-    N, EVI, EVF, EVV, M, OUT = S[5], S[6], S[7], S[8], S[10], S[11]
+    N, EVI, EVF, EVV, M, OUT, EVR = S[5], S[6], S[7], S[8], S[10], S[11], S[12]
     n = M[M_NOUT]
     offsets = np.zeros(n + 1, np.int64)
     for o in range(n):
@@ -292,9 +315,9 @@ def drain_outputs(S):  # type: ignore[no-untyped-def]
         node = OUT[o, O_NODE]
         while node >= 0:
             ev[0, j] = N[node, N_STAGE]
-            ev[1, j] = N[node, N_SEQ]
-            ev[2, j] = N[node, N_TS]
             slot = N[node, N_EV]
+            ev[1, j] = EVR[slot, V_SEQ]
+            ev[2, j] = EVR[slot, V_TS]
             vi[j] = EVI[slot]
             vf[j] = EVF[slot]
             vv[j] = EVV[slot]
@@ -306,11 +329,11 @@ def drain_outputs(S):  # type: ignore[no-untyped-def]
     return out, offsets, ev, vi, vf, vv
 
 
-@njit(cache=True)
+@counted
 def count_distinct_int(S, node, stage, vrow, slot):  # type: ignore[no-untyped-def]
     """Distinct non-null values of an int column (or, with vrow < 0, the time) over the
     chain's events of `stage`."""
-    N, EVI, EVV = S[5], S[6], S[8]
+    N, EVI, EVV, EVR = S[5], S[6], S[8], S[12]
     n = 0
     walk = node
     while walk >= 0:
@@ -322,7 +345,7 @@ def count_distinct_int(S, node, stage, vrow, slot):  # type: ignore[no-untyped-d
         if N[node, N_STAGE] == stage:
             ev = N[node, N_EV]
             if vrow < 0:
-                values[m] = N[node, N_TS]
+                values[m] = EVR[ev, V_TS]
                 m += 1
             elif EVV[ev, vrow]:
                 values[m] = EVI[ev, slot]
@@ -331,7 +354,7 @@ def count_distinct_int(S, node, stage, vrow, slot):  # type: ignore[no-untyped-d
     return _distinct(values[:m])
 
 
-@njit(cache=True)
+@counted
 def count_distinct_float(S, node, stage, vrow, slot):  # type: ignore[no-untyped-def]
     N, EVF, EVV = S[5], S[7], S[8]
     n = 0
@@ -349,7 +372,7 @@ def count_distinct_float(S, node, stage, vrow, slot):  # type: ignore[no-untyped
     return _distinct(values[:m])
 
 
-@njit(cache=True)
+@counted
 def _distinct(values):  # type: ignore[no-untyped-def]
     if values.shape[0] == 0:
         return 0

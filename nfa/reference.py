@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from nfa.batch import EventBatch, StringPool
 from nfa.interpret import Evaluator, Event, Value
 from nfa.program import F_AND, F_NOT, F_OR, F_TRUE, Action, Program, SkipKind, StateKind
+from nfa.reference_bounds import enforce_bounds
 from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
 
 NO_TIME = -(2**62)
@@ -33,6 +34,8 @@ class EngineConfig:
 
     max_runs_per_key: int = 10_000  # per rule; beyond it the oldest partial match is dropped
     processing_time: bool = False  # match on arrival; no buffering, no lateness
+    max_keys: int = 0  # keys with partial matches; 0: unbounded (nfa.reference_bounds)
+    max_buffered_events: int = 0  # events waiting for the watermark; 0: unbounded
 
 
 @dataclass
@@ -271,6 +274,7 @@ class ReferenceEngine:
         self.watermark = NO_TIME
         self.order = 0
         self.arrivals = 0
+        self.last_active: dict[int, int] = {}  # key -> order of its last released event
         self.counters = EngineCounters()
 
     def process(self, batch: EventBatch) -> EngineOutput:
@@ -294,6 +298,7 @@ class ReferenceEngine:
             self.stream_watermark[event.stream] = self.stream_max[event.stream] - ooo
         if not self.config.processing_time:
             self._release(min(self.stream_watermark.values(), default=NO_TIME), out)
+        enforce_bounds(self)
         return out
 
     def advance_watermark(self, stream: int, watermark: int) -> EngineOutput:
@@ -302,6 +307,7 @@ class ReferenceEngine:
         if watermark > self.stream_watermark.get(stream, NO_TIME):
             self.stream_watermark[stream] = watermark
         self._release(min(self.stream_watermark.values(), default=NO_TIME), out)
+        enforce_bounds(self)
         return out
 
     def finish(self) -> EngineOutput:
@@ -316,16 +322,8 @@ class ReferenceEngine:
                 nfa.emit_by_skip_strategy(state, [], [], key, rule, out)
         return out
 
-    _SNAPSHOT_FIELDS = (
-        "states",
-        "buffer",
-        "stream_max",
-        "stream_watermark",
-        "watermark",
-        "order",
-        "arrivals",
-        "counters",
-    )
+    _SNAPSHOT_FIELDS: tuple[str, ...] = ("states", "buffer", "stream_max", "stream_watermark")
+    _SNAPSHOT_FIELDS += ("watermark", "order", "arrivals", "last_active", "counters")
 
     def snapshot(self) -> bytes:
         """The state as bytes. Pickle: this engine is a test oracle and reads only its own
@@ -387,6 +385,7 @@ class ReferenceEngine:
 
     def _run_event(self, event: Event, out: EngineOutput) -> None:
         self.order += 1
+        self.last_active[event.key] = self.order
         event = Event(event.seq, self.order, event.key, event.ts, event.stream, event.values)
         for rule, nfa in enumerate(self.nfas):
             if event.stream not in self.rule_streams[rule]:

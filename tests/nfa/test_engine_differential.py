@@ -102,6 +102,9 @@ def test_engine_equals_reference(
     cuts=st.lists(st.integers(0, 30), max_size=3),
     processing_time=st.booleans(),
     max_runs=st.integers(1, 4),
+    max_keys=st.integers(0, 2),
+    max_buffered=st.integers(0, 4),
+    advance=st.booleans(),
 )
 def test_engine_equals_reference_bounded(
     seed: int,
@@ -109,6 +112,14 @@ def test_engine_equals_reference_bounded(
     cuts: list[int],
     processing_time: bool,
     max_runs: int,
+    max_keys: int,
+    max_buffered: int,
+    advance: bool,
 ) -> None:
-    config = EngineConfig(max_runs_per_key=max_runs, processing_time=processing_time)
-    _run(seed, events, cuts, 1, False, config)
+    config = EngineConfig(
+        max_runs_per_key=max_runs,
+        processing_time=processing_time,
+        max_keys=max_keys,
+        max_buffered_events=max_buffered,
+    )
+    _run(seed, events, cuts, 1, advance, config)

@@ -132,3 +132,36 @@ rule many
     assert engine.counters.partial_matches_dropped == reference.counters.partial_matches_dropped
     assert engine.counters.partial_matches_dropped > 0
     assert len(got.matches) == 3
+
+
+def test_max_keys_evicts_least_recently_active_and_counts() -> None:
+    # Bounds apply after each call: c1 and c2 hold partial matches when c3 starts one, so
+    # c1 (least recently active) is evicted and its later big amount matches nothing.
+    rules = _rules(CARD_TESTING)
+    records = [("c1", 1.0, 0), ("c1", 1.0, 1), ("c2", 1.0, 2), ("c3", 1.0, 3)]
+    records += [("c1", 1.0, 4), ("c1", 600.0, 5)]
+    pool, keys = StringPool(), StringPool()
+    rows = [("txns", {"card_id": c, "amount": a, "ts": t}) for c, a, t in records]
+    batch = batch_from_records(rules.schema, rows, pool, keys)
+    config = EngineConfig(max_keys=2)
+    engine = Engine(rules.programs, pool, config)
+    reference = ReferenceEngine(rules.programs, pool, config)
+    got, want = EngineOutput(), EngineOutput()
+    for i in range(len(batch)):
+        got.extend(engine.process(batch.slice(i, i + 1)))
+        want.extend(reference.process(batch.slice(i, i + 1)))
+    got.extend(engine.finish())
+    want.extend(reference.finish())
+    assert got == want
+    assert engine.counters == reference.counters
+    assert engine.counters.keys_evicted > 0
+    assert engine.counters.partial_matches_dropped > 0
+
+
+def test_max_buffered_events_drops_oldest_arrivals() -> None:
+    records = [("c1", 1.0, t) for t in (5_000, 1_000, 2_000, 3_000)]
+    config = EngineConfig(max_buffered_events=2)
+    got, want, engine, reference = _both(_rules(CARD_TESTING, "10s"), records, config)
+    assert got == want
+    assert engine.counters == reference.counters
+    assert engine.counters.events_dropped == 2
