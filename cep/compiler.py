@@ -20,6 +20,7 @@ from cep.lower import Lowerer, Scope
 from cep.plans import Consuming, GroupPlan, Plan, StagePlan, atom
 from nfa import expr as ir
 from nfa.program import OutputSpec, Program, RuleInfo, Schema, SkipKind, StreamSchema
+from nfa.rowpattern_rule import SqlProgram
 
 _TYPES = {t.value: t for t in ir.Type}
 _SKIPS = {
@@ -34,9 +35,17 @@ DEFAULT_ALERT_TOPIC = "cep.alerts"
 
 @dataclass(frozen=True)
 class CompiledRules:
+    """NFA programs of DSL rules, and (filled by `cep.loader`) the SQL rules' programs."""
+
     schema: Schema
     programs: tuple[Program, ...]
     warnings: tuple[Diagnostic, ...]
+    sql_programs: tuple[SqlProgram, ...] = ()
+
+    @property
+    def rules(self) -> tuple[Program | SqlProgram, ...]:
+        """Every rule in engine order (`nfa.mixed`): the NFA programs, then the SQL ones."""
+        return (*self.programs, *self.sql_programs)
 
     def program(self, name: str) -> Program:
         for program in self.programs:

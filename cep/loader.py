@@ -1,26 +1,31 @@
-"""Load rule files (DSL `.cep`, YAML `.yaml`/`.yml`) from files and folders, and compile them.
+"""Load rule files (DSL `.cep`, YAML `.yaml`/`.yml`, SQL `.sql`) from files and folders,
+and compile them.
 
-Errors of every file are collected and raised together. A DSL file keeps its tests in a
-sidecar YAML file named after it (`card_testing.cep` -> `card_testing.tests.yaml`, a file
-with a `tests:` list); a YAML rule file keeps them in its own `tests:` section.
+Errors of every file are collected and raised together. A DSL or SQL file keeps its tests
+in a sidecar YAML file named after it (`card_testing.cep` -> `card_testing.tests.yaml`, a
+file with a `tests:` list); a YAML rule file keeps them in its own `tests:` section. SQL
+rules (`.sql` files, YAML `sql:` fields) are compiled after the DSL rules, against the
+streams all files declare, into `CompiledRules.sql_programs`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cep import ast
-from cep.compiler import CompiledRules, compile_rules
-from cep.errors import CepError, Diagnostic, RuleSyntaxError
+from cep.compiler import CompiledRules, build_schema, compile_rules
+from cep.errors import CepError, Diagnostic, RuleCheckError, RuleSyntaxError
 from cep.parser import parse_text
-from cep.yaml_rules import parse_yaml
+from cep.sql.rule_compiler import compile_sql_rules
+from cep.sql.rules import SqlRule, parse_sql_file
+from cep.yaml_rules import parse_yaml_rules
 
-RULE_SUFFIXES = (".cep", ".yaml", ".yml")
+RULE_SUFFIXES = (".cep", ".yaml", ".yml", ".sql")
 TEST_SUFFIX = ".tests.yaml"
 
 
@@ -29,9 +34,33 @@ class LoadedRules:
     rule_file: ast.RuleFile = field(default_factory=ast.RuleFile)
     sources: dict[str, str] = field(default_factory=dict)
     tests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (file, test)
+    sql_rules: list[SqlRule] = field(default_factory=list)
 
     def compile(self) -> CompiledRules:
-        return compile_rules(self.rule_file, self.sources)
+        """Compile DSL and SQL rules; raise one `RuleCheckError` with both kinds' errors."""
+        try:
+            compiled = compile_rules(self.rule_file, self.sources)
+        except CepError as exc:
+            if self.sql_rules:
+                sql_errors = _sql_diagnostics(self.rule_file, self.sql_rules)
+                raise RuleCheckError([*exc.diagnostics, *sql_errors], self.sources) from None
+            raise
+        if not self.sql_rules:
+            return compiled
+        taken = [p.info.name for p in compiled.programs]
+        programs, diagnostics = compile_sql_rules(self.sql_rules, compiled.schema, taken)
+        if diagnostics:
+            raise RuleCheckError([*compiled.warnings, *diagnostics], self.sources)
+        return replace(compiled, sql_programs=tuple(programs))
+
+
+def _sql_diagnostics(rule_file: ast.RuleFile, rules: list[SqlRule]) -> list[Diagnostic]:
+    """The SQL rules' errors while the DSL part has errors too (one run reports all)."""
+    try:
+        schema = build_schema(rule_file.streams)
+    except Exception:  # broken declarations were reported already
+        return []
+    return compile_sql_rules(rules, schema, [r.name for r in rule_file.rules])[1]
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -51,8 +80,15 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
 def load_text(text: str, file: str) -> LoadedRules:
     """Parse one file's text (DSL or YAML by its suffix)."""
     loaded = LoadedRules(sources={file: text})
+    if file.endswith(".sql"):
+        rules, diagnostics = parse_sql_file(text, file)
+        if diagnostics:
+            raise RuleSyntaxError(diagnostics, {file: text}, ast.RuleFile(), True)
+        loaded.sql_rules.extend(rules)
+        return loaded
     if file.endswith((".yaml", ".yml")):
-        rule_file, tests = parse_yaml(text, file)
+        rule_file, sql_rules, tests = parse_yaml_rules(text, file)
+        loaded.sql_rules.extend(sql_rules)
         loaded.tests.extend((file, t) for t in tests if isinstance(t, dict))
     else:
         rule_file = parse_text(text, file)
@@ -69,6 +105,12 @@ def load_paths(paths: Iterable[str | Path]) -> LoadedRules:
         text = path.read_text(encoding="utf-8")
         name = str(path)
         result.sources[name] = text
+        if path.suffix == ".sql":  # keep the rules that parsed: their checks run too
+            sql_rules, problems = parse_sql_file(text, name)
+            result.sql_rules.extend(sql_rules)
+            diagnostics.extend(problems)
+            _add_sidecar(result, path)
+            continue
         try:
             loaded = load_text(text, name)
         except RuleSyntaxError as exc:
@@ -79,21 +121,26 @@ def load_paths(paths: Iterable[str | Path]) -> LoadedRules:
             continue
         result.rule_file = result.rule_file.merged(loaded.rule_file)
         result.tests.extend(loaded.tests)
-        sidecar = path.with_name(path.stem + TEST_SUFFIX)
-        if path.suffix == ".cep" and sidecar.exists():
-            data = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}
-            result.tests.extend(
-                (str(sidecar), t) for t in data.get("tests", []) if isinstance(t, dict)
-            )
+        result.sql_rules.extend(loaded.sql_rules)
+        if path.suffix == ".cep":
+            _add_sidecar(result, path)
     if diagnostics:
         if declarations_ok:
             # Check what parsed, so one run reports semantic mistakes too.
             try:
-                compile_rules(result.rule_file)
+                result.compile()
             except CepError as exc:
                 diagnostics.extend(exc.diagnostics)
         raise RuleSyntaxError(diagnostics, result.sources)
     return result
+
+
+def _add_sidecar(result: LoadedRules, path: Path) -> None:
+    """The tests of a DSL or SQL rule file, from `NAME.tests.yaml` beside it."""
+    sidecar = path.with_name(path.stem + TEST_SUFFIX)
+    if sidecar.exists():
+        data = yaml.safe_load(sidecar.read_text(encoding="utf-8")) or {}
+        result.tests.extend((str(sidecar), t) for t in data.get("tests", []) if isinstance(t, dict))
 
 
 def compile_paths(paths: Iterable[str | Path]) -> CompiledRules:

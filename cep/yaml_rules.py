@@ -23,6 +23,11 @@ A YAML rule file looks like this (every DSL part is a `|` block or a plain scala
           to "fraud.alerts" { tests: count(small) }
         on_timeout: |
           to "fraud.timeouts" { }
+      - name: big_after_small         # a SQL rule: `sql:` instead of pattern/where/...
+        severity: high
+        emit_to: fraud.alerts
+        sql: |
+          SELECT * FROM txns MATCH_RECOGNIZE (PARTITION BY card_id ORDER BY ts ...)
     tests: [...]                    # rule tests, run by `cep test`
 
 The DSL parts are laid onto a blank copy of the file (same lines, same columns), each under
@@ -40,6 +45,7 @@ import yaml
 from cep import ast
 from cep.errors import Diagnostic, RuleSyntaxError, Severity, Span
 from cep.parser import parse_text
+from cep.sql.rules import DSL_FIELDS, SqlRule, yaml_sql_rule
 
 _DSL_CLAUSES = {
     "pattern": "pattern",
@@ -55,7 +61,16 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 def parse_yaml(text: str, file: str) -> tuple[ast.RuleFile, list[dict[str, Any]]]:
     """Parse a YAML rule file; return its rules and its raw `tests` section."""
+    rule_file, _sql, tests = parse_yaml_rules(text, file)
+    return rule_file, tests
+
+
+def parse_yaml_rules(
+    text: str, file: str
+) -> tuple[ast.RuleFile, list[SqlRule], list[dict[str, Any]]]:
+    """Parse a YAML rule file: its DSL rules, its SQL rules (`sql:`) and its `tests`."""
     diagnostics: list[Diagnostic] = []
+    sql_rules: list[SqlRule] = []
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -68,7 +83,7 @@ def parse_yaml(text: str, file: str) -> tuple[ast.RuleFile, list[dict[str, Any]]
             [Diagnostic("E110", Severity.ERROR, span, f"invalid YAML: {problem}")], {file: text}
         ) from None
     if root is None:
-        return ast.RuleFile(), []
+        return ast.RuleFile(), [], []
     if not isinstance(root, yaml.MappingNode):
         raise RuleSyntaxError(
             [_error(file, root, "a rule file is a mapping with `rules:`")], {file: text}
@@ -87,6 +102,10 @@ def parse_yaml(text: str, file: str) -> tuple[ast.RuleFile, list[dict[str, Any]]
             diagnostics.append(_error(file, rules, "`rules` must be a list"))
         else:
             for rule_node, rule_data in zip(rules.value, data.get("rules") or [], strict=False):
+                if _is_sql(rule_node, rule_data):
+                    sql = _sql_rule(lines, rule_node, rule_data, file, diagnostics)
+                    sql_rules.extend([sql] if sql is not None else [])
+                    continue
                 rule = _rule(lines, rule_node, rule_data, file, text, diagnostics)
                 if rule is not None:
                     result = result.merged(ast.RuleFile(rules=(rule,)))
@@ -103,7 +122,25 @@ def parse_yaml(text: str, file: str) -> tuple[ast.RuleFile, list[dict[str, Any]]
         )
         raise RuleSyntaxError(diagnostics, {file: text}, result, declarations_ok)
     tests = data.get("tests") or []
-    return result, tests if isinstance(tests, list) else []
+    return result, sql_rules, tests if isinstance(tests, list) else []
+
+
+def _is_sql(node: yaml.Node, data: Any) -> bool:
+    return isinstance(node, yaml.MappingNode) and isinstance(data, dict) and "sql" in data
+
+
+def _sql_rule(
+    lines: list[str], node: yaml.MappingNode, data: dict[str, Any], file: str, out: list[Diagnostic]
+) -> SqlRule | None:
+    """A rule with `sql:` instead of `pattern:`; its other keys are the DSL rule metadata."""
+    if not isinstance(data.get("name"), str) or not _NAME.match(data["name"]):
+        out.append(_error(file, node, "a rule needs `name:` made of letters, digits and _"))
+        return None
+    for key_node, _value in node.value:
+        known = key_node.value in _METADATA | {"sql", "emit_to", "tests"} | DSL_FIELDS
+        if not known:
+            out.append(_error(file, key_node, f"unknown rule field `{key_node.value}`"))
+    return yaml_sql_rule(lines, node, data, file, out)
 
 
 def _rule(

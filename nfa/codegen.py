@@ -36,11 +36,20 @@ from types import ModuleType
 
 from nfa import expr as ir
 from nfa.batch import StringPool
-from nfa.program import Aggregate, Schema
+from nfa.kernel_layout import AG_COUNT, AG_FLOAT, AG_INT, AG_OK, Layout
+from nfa.kernel_store import R_NODE
+from nfa.program import Schema
 from nfa.string_tables import StringTables, TableKey
 
-CODEGEN_VERSION = "1"
-_KERNEL_FILES = ("kernel.py", "kernel_skip.py", "kernel_store.py", "codegen.py")
+CODEGEN_VERSION = "2"
+_KERNEL_FILES = (
+    "kernel.py",
+    "kernel_skip.py",
+    "kernel_store.py",
+    "kernel_layout.py",
+    "kernel_runs.py",
+    "codegen.py",
+)
 
 
 def cache_dir() -> Path:
@@ -101,10 +110,10 @@ class ExprWriter:
         pool: StringPool,
         tables: StringTables,
         lookups: tuple[tuple[tuple[ir.ConstValue, ir.ConstValue], ...], ...] = (),
-        aggregates: tuple[Aggregate, ...] = (),
+        layout: Layout | None = None,
     ):
         self.schema, self.pool, self.tables, self.lookups = schema, pool, tables, lookups
-        self.aggregates = aggregates
+        self.layout = layout
         self.lines: list[str] = []
         self.counter = 0
 
@@ -145,27 +154,31 @@ class ExprWriter:
         return self.op(node, indent)
 
     def stage_agg(self, node: ir.StageAgg, indent: str) -> tuple[str, str]:
+        """Read a run's aggregate slot (`nfa.kernel_layout`), or count distinct values over
+        the run's stored events."""
+        assert self.layout is not None
         if node.kind is ir.AggKind.COUNT_DISTINCT:
             if node.column < 0:
-                call = f"count_distinct_int(S, R[r, 3], {node.stage}, -1, 0)"
+                call = f"count_distinct_int(S, R[r, {R_NODE}], {node.stage}, -1, 0)"
             else:
                 column = self.schema.columns[node.column]
                 fn = "float" if column.type.stored_as_float else "int"
-                call = (
-                    f"count_distinct_{fn}(S, R[r, 3], {node.stage}, {node.column}, {column.slot})"
-                )
+                vrow = self.layout.columns.index(node.column)
+                slot = self.layout.value_index[node.column]
+                call = f"count_distinct_{fn}(S, R[r, {R_NODE}], {node.stage}, {vrow}, {slot})"
             return self.assign(call, "False", indent)
-        k = self.aggregates.index(Aggregate(node.stage, node.kind, node.column))
+        row = self.layout.agg_row(node)
+        ni = int(row[AG_COUNT])
         if node.kind is ir.AggKind.COUNT:
-            return self.assign(f"RAN[r, {k}]", "False", indent)
+            return self.assign(f"RAN[r, {ni}]", "False", indent)
         floaty = node.column >= 0 and self.schema.columns[node.column].type.stored_as_float
-        raw = f"RAF[r, {k}]" if floaty else f"RAI[r, {k}]"
+        raw = f"RAF[r, {int(row[AG_FLOAT])}]" if floaty else f"RAI[r, {int(row[AG_INT])}]"
         if node.kind in (ir.AggKind.FIRST, ir.AggKind.LAST):
-            null = f"RAN[r, {k}] == 0 or not RAO[r, {k}]"
+            null = f"RAN[r, {ni}] == 0 or not RAO[r, {int(row[AG_OK])}]"
         else:
-            null = f"RAN[r, {k}] == 0"
+            null = f"RAN[r, {ni}] == 0"
         if node.kind is ir.AggKind.AVG:
-            return self.assign(f"({raw} / RAN[r, {k}]) if RAN[r, {k}] > 0 else 0.0", null, indent)
+            return self.assign(f"({raw} / RAN[r, {ni}]) if RAN[r, {ni}] > 0 else 0.0", null, indent)
         if node.type is ir.Type.BOOL:
             raw = f"({raw} != 0)"
         return self.assign(raw, null, indent)
@@ -356,10 +369,10 @@ def program_source(
     pool: StringPool,
     tables: StringTables,
     lookups: Lookups,
-    aggregates: tuple[Aggregate, ...],
+    layout: Layout,
 ) -> str:
     """`iter_atom(j, r, i, S, E, T)` for the iterative atoms, and the cached `step`."""
-    writer = ExprWriter(schema, pool, tables, lookups, aggregates)
+    writer = ExprWriter(schema, pool, tables, lookups, layout)
     unpack = [
         "    R = S[0]",
         "    RAI = S[1]",

@@ -11,6 +11,7 @@ per (key, rule), then (at the end) held-back matches per (key, rule).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from nfa.batch import EventBatch, StringPool
 from nfa.engine_rules import RuleSet
 from nfa.engine_snapshot import read_snapshot, write_snapshot
 from nfa.interpret import Evaluator, Event, Value
-from nfa.kernel_skip import advance_all, evict_keys, flush_all
+from nfa.kernel_skip import advance_all, due_keys, evict_keys, flush_all
 from nfa.kernel_store import K_NCOMP, K_NRUNS, M_DROPPED, OF, drain_outputs, new_state
 from nfa.program import Program
 from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
@@ -47,7 +48,10 @@ class Engine:
         started = time.perf_counter()
         self.ruleset = RuleSet(self.programs, pool, self.config.max_runs_per_key)
         self.states: list[tuple[Any, ...]] = [
-            new_state(rule.n_agg, self.schema.n_int, self.schema.n_float, len(self.schema.columns))
+            new_state(
+                (rule.layout.n_int, rule.layout.n_float, rule.layout.n_count, rule.layout.n_ok),
+                (len(rule.layout.ev_int), len(rule.layout.ev_float), len(rule.layout.columns)),
+            )
             for rule in self.ruleset.rules
         ]
         self.buffer = EventBatch.empty(self.schema)
@@ -58,6 +62,7 @@ class Engine:
         self.last_active = np.zeros(0, np.int64)  # per key id, only with config.max_keys
         self.counters = EngineCounters()
         self.evaluators = [Evaluator(p, pool) for p in self.programs]
+        self._readers = [self._column_readers(r) for r in range(len(self.programs))]
         self._warm_up()
         self.build_s = time.perf_counter() - started
 
@@ -73,11 +78,15 @@ class Engine:
             return out
         if n:
             keep = self._lateness(batch, out)
-            if len(keep) == n:
+            if len(keep) == n and not len(self.buffer):
+                self.buffer = batch
+            elif len(keep) == n:
                 self.buffer = EventBatch.concat(self.schema, [self.buffer, batch])
             elif len(keep):
                 self.buffer = EventBatch.concat(self.schema, [self.buffer, batch.take(keep)])
         self._release(min(self.stream_watermark.values(), default=NO_TIME))
+        if self.buffer is batch:  # events stay buffered: own them, not the caller's arrays
+            self.buffer = batch.take(np.arange(n))
         self._bound()
         self._collect(out)
         return out
@@ -186,15 +195,24 @@ class Engine:
         self.watermark = max(self.watermark, watermark)
         buffer = self.buffer
         if len(buffer):
-            ready = np.flatnonzero(buffer.ts <= watermark)
-            if len(ready):
-                order = ready[np.argsort(buffer.ts[ready], kind="stable")]
-                released = buffer.take(order)
-                self.buffer = buffer.take(np.flatnonzero(buffer.ts > watermark))
-                self._run_events(released)
+            ts = buffer.ts
+            if ts[-1] <= watermark and bool(np.all(ts[1:] >= ts[:-1])):
+                self.buffer = EventBatch.empty(self.schema)  # all ready, in order: no copy
+                self._run_events(buffer)
+            else:
+                ready = np.flatnonzero(ts <= watermark)
+                if len(ready):
+                    order = ready[np.argsort(ts[ready], kind="stable")]
+                    released = buffer.take(order)
+                    self.buffer = buffer.take(np.flatnonzero(ts > watermark))
+                    self._run_events(released)
         for r, rule in enumerate(self.ruleset.rules):
             if rule.program.window_ms > 0:
-                self.states[r] = advance_all(rule.prog, self.states[r], watermark, PHASE_ADVANCE)
+                keys = due_keys(self.states[r], watermark)
+                if len(keys):
+                    self.states[r] = advance_all(
+                        rule.prog, self.states[r], watermark, PHASE_ADVANCE, keys
+                    )
 
     def _bound(self) -> None:
         """`EngineConfig.max_buffered_events` and `max_keys`, as `nfa.reference_bounds`."""
@@ -264,13 +282,15 @@ class Engine:
         self._run_events(EventBatch.empty(self.schema))
         self.order = order
         for r, rule in enumerate(self.ruleset.rules):
-            self.states[r] = advance_all(rule.prog, self.states[r], NO_TIME, PHASE_ADVANCE)
+            self.states[r] = advance_all(
+                rule.prog, self.states[r], NO_TIME, PHASE_ADVANCE, np.zeros(1, np.int64)
+            )
             self.states[r] = flush_all(rule.prog, self.states[r], PHASE_FLUSH)
             drain_outputs(self.states[r])
 
     def _collect(self, out: EngineOutput) -> None:
         """Drain every rule's outputs and append them in the reference's order."""
-        parts = []
+        parts: list[tuple[int, tuple[Any, ...]]] = []
         for r, state in enumerate(self.states):
             drained = drain_outputs(state)
             if state[11].shape[0] > 1024:  # a burst of outputs: give the room back
@@ -283,14 +303,26 @@ class Engine:
                 parts.append((r, drained))
         if not parts:
             return
+        paused = gc.isenabled()  # outputs are acyclic: no collections while building them
+        gc.disable()
+        try:
+            self._merge(parts, out)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _merge(self, parts: list[tuple[int, tuple[Any, ...]]], out: EngineOutput) -> None:
+        """Matches and timeouts of the drained rules, in the reference's order."""
         items: list[tuple[int, int, int, int, Match]] = []
         for r, (rows, offsets, events, vi, vf, vv) in parts:
             ev = events.tolist()
+            values = (vi.tolist(), vf.tolist(), vv.tolist())
+            bounds = offsets.tolist()
             for o, row in enumerate(rows.tolist()):
                 kind, key, _node, when, phase, tag = row
-                lo, hi = int(offsets[o]), int(offsets[o + 1])
-                matched = tuple(MatchedEvent(ev[0][j], ev[1][j], ev[2][j]) for j in range(lo, hi))
-                fields = self._fields(r, kind == 1, key, ev, vi, vf, vv, lo, hi)
+                lo, hi = bounds[o], bounds[o + 1]
+                matched = tuple(map(MatchedEvent, ev[0][lo:hi], ev[1][lo:hi], ev[2][lo:hi]))
+                fields = self._fields(r, kind == 1, key, ev, values, lo, hi)
                 match = Match(r, key, matched, when, kind == 1, fields)
                 items.append((phase, tag, r, len(items), match))
         items.sort(key=lambda item: item[:4])
@@ -303,9 +335,7 @@ class Engine:
         timed_out: bool,
         key: int,
         ev: list[list[int]],
-        vi: I64,
-        vf: npt.NDArray[np.float64],
-        vv: npt.NDArray[np.bool_],
+        values: tuple[list[list[int]], list[list[float]], list[list[bool]]],
         lo: int,
         hi: int,
     ) -> tuple[tuple[str, object], ...]:
@@ -315,18 +345,30 @@ class Engine:
         if spec is None:
             return ()
         stages: list[list[Event]] = [[] for _ in program.stage_names]
+        vi, vf, vv = values
+        readers = self._readers[r]
+        width = len(self.schema.columns)
         for j in range(lo, hi):
-            values: list[Value] = []
-            for c, column in enumerate(self.schema.columns):
-                if not vv[j, c]:
-                    values.append(None)
-                elif column.type.stored_as_float:
-                    values.append(float(vf[j, column.slot]))
-                elif column.type.value == "bool":
-                    values.append(bool(vi[j, column.slot]))
-                else:
-                    values.append(int(vi[j, column.slot]))
+            row: list[Value] = [None] * width
+            ints, floats, valid = vi[j], vf[j], vv[j]
+            for v, c, slot, convert in readers:  # only the columns the outputs read
+                if valid[v]:
+                    row[c] = convert(floats[slot] if convert is float else ints[slot])
             stage = ev[0][j]
             stream = program.stage_streams[stage]
-            stages[stage].append(Event(ev[1][j], 0, key, ev[2][j], stream, tuple(values)))
+            stages[stage].append(Event(ev[1][j], 0, key, ev[2][j], stream, tuple(row)))
         return self.evaluators[r].output(spec, stages)
+
+    def _column_readers(self, r: int) -> list[tuple[int, int, int, type]]:
+        """(stored index, schema column, value slot, conversion) of rule r's stored columns."""
+        layout = self.ruleset.rules[r].layout
+        out: list[tuple[int, int, int, type]] = []
+        for v, c in enumerate(layout.columns):
+            column = self.schema.columns[c]
+            convert: type = int
+            if column.type.stored_as_float:
+                convert = float
+            elif column.type.value == "bool":
+                convert = bool
+            out.append((v, c, layout.value_index[c], convert))
+        return out

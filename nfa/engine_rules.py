@@ -2,7 +2,8 @@
 
 `RuleSet` splits every program's atoms into pure ones (read no stage; evaluated for all
 rules at once, deduplicated, by the generated `pure_eval`) and iterative ones (generated
-into the program's own module), and flattens each program into `nfa.kernel.Prog`.
+into the program's own module), and flattens each program into `nfa.kernel.Prog`, with
+its slot layout (`nfa.kernel_layout`) and decision tables (`nfa.engine_decide`).
 """
 
 from __future__ import annotations
@@ -19,21 +20,11 @@ import numpy.typing as npt
 from nfa import codegen
 from nfa import expr as ir
 from nfa.batch import StringPool
+from nfa.engine_decide import decision_tables
 from nfa.kernel import Prog
-from nfa.kernel_skip import SRC_EVENT, SRC_FLOAT, SRC_INT, SRC_TIME
-from nfa.program import Action, Aggregate, Program, Schema
+from nfa.kernel_layout import Layout, layout
+from nfa.program import Action, Aggregate, Program
 from nfa.string_tables import StringTables
-
-_AGG_CODES = {
-    ir.AggKind.FIRST: 0,
-    ir.AggKind.LAST: 1,
-    ir.AggKind.COUNT: 2,
-    ir.AggKind.COUNT_DISTINCT: 3,
-    ir.AggKind.SUM: 4,
-    ir.AggKind.AVG: 5,
-    ir.AggKind.MIN: 6,
-    ir.AggKind.MAX: 7,
-}
 
 
 @dataclass
@@ -42,18 +33,8 @@ class CompiledRule:
     prog: Any  # nfa.kernel.Prog
     module: ModuleType
     mask: npt.NDArray[np.bool_]  # streams the rule reads
-    n_agg: int
+    layout: Layout
     compile_s: float
-
-
-def _source(schema: Schema, column: int) -> tuple[int, int, int]:
-    """(source kind, valid row, value slot) of an aggregate's column."""
-    if column == ir.EVENT_COLUMN:
-        return SRC_EVENT, -1, 0
-    if column == ir.TIME_COLUMN:
-        return SRC_TIME, -1, 0
-    col = schema.columns[column]
-    return (SRC_FLOAT if col.type.stored_as_float else SRC_INT), column, col.slot
 
 
 def _bounds(program: Program) -> tuple[int, int]:
@@ -109,14 +90,9 @@ class RuleSet:
         schema = self.schema
         started = time.perf_counter()
         iterative = [a for a in program.atoms if ir.reads_stages(a)]
-        source = codegen.program_source(
-            iterative, schema, pool, self.tables, program.tables, program.aggregates
-        )
+        lay = layout(program)
+        source = codegen.program_source(iterative, schema, pool, self.tables, program.tables, lay)
         module = codegen.load_module(source, "rule")
-        agg = np.zeros((len(program.aggregates), 5), np.int64)
-        for k, a in enumerate(program.aggregates):
-            src, vrow, slot = _source(schema, a.column)
-            agg[k] = (a.stage, _AGG_CODES[a.kind], src, vrow, slot)
         branch, stack = _bounds(program)
         formula = max(1, int(np.max(np.diff(program.edge_formula), initial=1)))
         ps = np.array(
@@ -147,14 +123,16 @@ class RuleSet:
             i64(program.formula_code),
             i64(program.edge_formula),
             atom_row,
-            agg,
+            lay.agg,
             ps,
+            lay.ev_int,
+            lay.ev_float,
+            lay.ev_valid,
+            *decision_tables(program, atom_row),
         )
         mask = np.zeros(len(schema.streams), np.bool_)
         mask[list(program.stage_streams)] = True
-        return CompiledRule(
-            program, prog, module, mask, len(program.aggregates), time.perf_counter() - started
-        )
+        return CompiledRule(program, prog, module, mask, lay, time.perf_counter() - started)
 
 
 __all__ = ["Aggregate", "CompiledRule", "RuleSet"]

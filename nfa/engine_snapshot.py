@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from nfa.engine import Engine
 
 MAGIC = b"CEPNFA"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-rule slot layouts, K_DUE
 _HEADER = struct.Struct("<6sHI")
 _BUFFER_FIELDS = ("stream", "key", "ts", "seq", "floats", "ints", "valid")
 

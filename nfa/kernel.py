@@ -20,14 +20,8 @@ from collections import namedtuple
 
 from numba import njit
 
+from nfa.kernel_runs import copy_run, take_into
 from nfa.kernel_skip import (
-    A_AVG,
-    A_COUNT,
-    A_FIRST,
-    A_LAST,
-    A_MAX,
-    A_MIN,
-    A_SUM,
     F_AND,
     F_NOT,
     F_TRUE,
@@ -42,15 +36,14 @@ from nfa.kernel_skip import (
     PS_SKIP,
     PS_STACK,
     PS_START,
-    SRC_EVENT,
-    SRC_FLOAT,
-    SRC_INT,
-    SRC_TIME,
     STOP,
     advance_key,
     emit_by_skip,
     match_time,
     scratch,
+    set_due,
+    start_idle,
+    table_entry,
 )
 from nfa.kernel_store import (
     K_NCOMP,
@@ -65,9 +58,9 @@ from nfa.kernel_store import (
     OUT_MATCH,
     R_NEXT,
     R_NODE,
-    R_ORD,
     R_STATE,
-    R_TS,
+    T_ORD,
+    T_TS,
     alloc_event,
     alloc_node,
     alloc_run,
@@ -88,7 +81,25 @@ def iter_atom(j, r, i, S, E, T):  # type: ignore[no-untyped-def]
 
 Prog = namedtuple(
     "Prog",
-    ["kind", "sedges", "action", "target", "estage", "fcode", "fstart", "atom_row", "agg", "ps"],
+    [
+        "kind",
+        "sedges",
+        "action",
+        "target",
+        "estage",
+        "fcode",
+        "fstart",
+        "atom_row",
+        "agg",
+        "ps",
+        "ev_int",
+        "ev_float",
+        "ev_valid",
+        "tbase",
+        "tatom",
+        "toff",
+        "tdec",
+    ],
 )
 
 
@@ -141,70 +152,9 @@ def final_after_proceed(P, state, i, rr, pure, W, S, E, T):  # type: ignore[no-u
 
 
 @bare
-def take_into(P, S, E, nr, stage, i):  # type: ignore[no-untyped-def]
-    """Update run nr's aggregate slots (copied from its parent) for event i taken by `stage`."""
-    RAI, RAF, RAN, RAO = S[1], S[2], S[3], S[4]
-    fl, it, va, ts = E[0], E[1], E[2], E[3]
-    for k in range(P.agg.shape[0]):
-        if P.agg[k, 0] != stage:
-            continue
-        kind, src, vrow, slot = P.agg[k, 1], P.agg[k, 2], P.agg[k, 3], P.agg[k, 4]
-        ok = True
-        vi = 0
-        vf = 0.0
-        if src == SRC_TIME:
-            vi = ts[i]
-        elif src == SRC_FLOAT:
-            ok = va[vrow, i]
-            vf = fl[slot, i]
-        elif src == SRC_INT:
-            ok = va[vrow, i]
-            vi = it[slot, i]
-        isf = src == SRC_FLOAT
-        if kind in (A_FIRST, A_LAST):
-            if kind == A_LAST or RAN[nr, k] == 0:
-                RAI[nr, k] = vi
-                RAF[nr, k] = vf
-                RAO[nr, k] = ok
-            RAN[nr, k] += 1
-        elif kind == A_COUNT:
-            if src == SRC_EVENT or ok:
-                RAN[nr, k] += 1
-        elif kind in (A_SUM, A_AVG):
-            if ok:
-                RAI[nr, k] += vi
-                RAF[nr, k] += vf
-                RAN[nr, k] += 1
-        elif kind in (A_MIN, A_MAX) and ok:
-            if RAN[nr, k] == 0:
-                RAI[nr, k] = vi
-                RAF[nr, k] = vf
-            elif kind == A_MIN:
-                if (vf < RAF[nr, k]) if isf else (vi < RAI[nr, k]):
-                    RAI[nr, k] = vi
-                    RAF[nr, k] = vf
-            elif (vf > RAF[nr, k]) if isf else (vi > RAI[nr, k]):
-                RAI[nr, k] = vi
-                RAF[nr, k] = vf
-            RAN[nr, k] += 1
-
-
-@bare
-def copy_run(S, dst, src):  # type: ignore[no-untyped-def]
-    R, RAI, RAF, RAN, RAO = S[0], S[1], S[2], S[3], S[4]
-    R[dst, R_TS] = R[src, R_TS]
-    R[dst, R_ORD] = R[src, R_ORD]
-    for k in range(RAI.shape[1]):
-        RAI[dst, k] = RAI[src, k]
-        RAF[dst, k] = RAF[src, k]
-        RAN[dst, k] = RAN[src, k]
-        RAO[dst, k] = RAO[src, k]
-
-
-@bare
 def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
     """FlinkCEP's process for one event of one key: every run, then the start run."""
-    R, N, K, M = S[0], S[5], S[9], S[10]
+    R, N, K, M, RT = S[0], S[5], S[9], S[10], S[13]
     newr, pot, edges, dstate, dtake, stack, cache, enode = (
         W[0],
         W[1],
@@ -223,11 +173,26 @@ def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
     while True:
         is_start = r < 0
         rr = 0 if is_start else r
-        cache[:] = -1
+        state = P.ps[PS_START] if is_start else R[r, R_STATE]
+        ent = table_entry(P, state, is_start, pure, i)
         ne = 0
-        sp = 1
-        stack[0] = P.ps[PS_START] if is_start else R[r, R_STATE]
-        while sp > 0:  # createDecisionGraph
+        nd = 0
+        sp = 0
+        if ent >= 0:  # decisions precomputed from the pure atoms' bits
+            for d in range(P.toff[ent], P.toff[ent + 1]):
+                dstate[nd] = P.tdec[d, 0]
+                k = P.tdec[d, 1]
+                dtake[nd] = k
+                nd += 1
+                if k >= 0:
+                    edges[k] = P.tdec[d, 2]
+                    enode[k] = -1
+        else:
+            for j in range(cache.shape[0]):
+                cache[j] = -1
+            sp = 1
+            stack[0] = state
+        while ent < 0 and sp > 0:  # createDecisionGraph
             sp -= 1
             s = stack[sp]
             for e in range(P.sedges[s], P.sedges[s + 1]):
@@ -238,7 +203,6 @@ def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
                     else:
                         edges[ne] = e
                         ne += 1
-        nd = 0
         discard = False
         for k in range(ne):
             e = edges[k]
@@ -274,12 +238,12 @@ def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
                 stage = P.estage[edges[k]]
                 if enode[k] < 0:
                     if ev < 0:
-                        ev = alloc_event(S, E, i)
+                        ev = alloc_event(P, S, E, i)
                     enode[k] = alloc_node(S, stage, R[rr, R_NODE], ev)
                 copy_run(S, nr, rr)
                 if is_start:
-                    R[nr, R_TS] = ts
-                    R[nr, R_ORD] = order
+                    RT[nr, T_TS] = ts
+                    RT[nr, T_ORD] = order
                 R[nr, R_NODE] = enode[k]
                 take_into(P, S, E, nr, stage, i)
             if R[nr, R_NODE] >= 0:
@@ -295,7 +259,7 @@ def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
         nxt = R[r, R_NEXT]
         free_run(S, r)
         r = nxt
-    sort_runs(R, newr, nnew)
+    sort_runs(RT, newr, nnew)
     max_runs = P.ps[PS_MAX_RUNS]
     if nnew > max_runs:
         dropped = nnew - max_runs
@@ -305,15 +269,16 @@ def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
             newr[j] = newr[j + dropped]
         nnew = max_runs
         M[M_DROPPED] += dropped
-    sort_runs(R, pot, npot)
+    sort_runs(RT, pot, npot)
     if P.ps[PS_SKIP] == NO_SKIP:
         for j in range(npot):
             emit(S, OUT_MATCH, key, pot[j], match_time(P, S, pot[j]), 0, i)
             free_run(S, pot[j])
-    else:
+    elif npot > 0 or K[key, K_NCOMP] > 0:  # else nothing to emit, nothing held back
         nnew = emit_by_skip(P, S, W, key, npot, nnew, 0, i)
     K[key, K_RUNS] = link_list(R, newr, 0, nnew)
     K[key, K_NRUNS] = nnew
+    set_due(P, S, key)
 
 
 @bare
@@ -330,6 +295,8 @@ def run_events(P, S, W, E, T, pure, mask, lo):  # type: ignore[no-untyped-def]
         key = keys[i]
         nr = K[key, K_NRUNS]
         nc = K[key, K_NCOMP]
+        if nr == 0 and nc == 0 and start_idle(P, pure, i):
+            continue  # nothing to advance, and the start run takes nothing
         succ = (nr + 1) * 2 * branch
         if (
             R.shape[0] - M[M_LIVE_RUNS] - 1 < succ

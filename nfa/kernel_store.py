@@ -3,18 +3,20 @@
 One rule's state is a tuple of numpy arrays (`State`), so the step kernel takes arrays, a
 snapshot is a list of arrays and nothing per event or per partial match is a Python object:
 
-- runs (FlinkCEP's computation states) are rows of `R` (state, start time, start order,
-  pointer to the node of the last taken event, list link) with their aggregate slots in
-  `RAI`/`RAF`/`RAN`/`RAO` (int value, float value, count, value-is-not-null). Row 0 is the
-  empty run that stands for the implicit start run. Free rows form a list through R_NEXT.
-- taken events live in a shared tree of nodes `N` (stage, parent, refcount, time, seq,
-  order, event slot), so successors of a run share its history instead of copying it. A
-  node is freed when its refcount drops to zero (no run, child or pending output uses it).
-- the column values of taken events are kept once per event in `EVI`/`EVF`/`EVV` (int
-  columns, float columns, valid flags), refcounted by nodes in `EVR`, so events of earlier
-  batches stay available for `count_distinct` and for the output fields of matches.
+- runs (FlinkCEP's computation states) are rows of `R` (int32: state, pointer to the node
+  of the last taken event, list link) and `RT` (int64: start time, start order), with
+  their aggregate slots in `RAI`/`RAF`/`RAN`/`RAO` (int value, float value, count,
+  value-is-not-null; sized per rule by `nfa.kernel_layout`). Row 0 is the empty run that
+  stands for the implicit start run. Free rows form a list through R_NEXT.
+- taken events live in a shared tree of nodes `N` (stage, parent, refcount, event slot),
+  so successors of a run share its history instead of copying it. A node is freed when its
+  refcount drops to zero (no run, child or pending output uses it); free nodes are listed
+  through N_PARENT.
+- taken events are kept once (time, sequence, order in `EVT`; the columns outputs and
+  `count_distinct` read in `EVI`/`EVF`/`EVV`), refcounted by nodes in `EVR`.
 - per key `K`: head and length of its run list (priority order) and of its completed list
-  (matches a skip strategy holds back).
+  (matches a skip strategy holds back), and when its first run's window closes (K_DUE),
+  so a watermark advance visits only keys that may have expired.
 - `OUT` collects outputs (kind, key, node, time, phase, tag) until the driver reads them.
 - `M` holds the free-list heads and counts.
 """
@@ -42,14 +44,23 @@ def counted(fn: Callable[..., Any]) -> Any:
     return _njit(cache=True, _nrt=True)(fn)
 
 
-R_STATE, R_TS, R_ORD, R_NODE, R_NEXT = 0, 1, 2, 3, 4
-RF = 5
-N_STAGE, N_PARENT, N_REF, N_NEXT, N_EV = 0, 1, 2, 3, 4
-NF = 5
-V_REF, V_NEXT, V_TS, V_SEQ, V_ORD = 0, 1, 2, 3, 4
-VF = 5
-K_RUNS, K_NRUNS, K_COMP, K_NCOMP = 0, 1, 2, 3
-KF = 4
+R_STATE, R_NODE, R_NEXT = 0, 1, 2  # R (int32)
+RF = 3
+T_TS, T_ORD = 0, 1  # RT (int64): a run's start time and start order
+TF = 2
+N_STAGE, N_PARENT, N_REF, N_EV = 0, 1, 2, 3  # a free node's N_PARENT links the free list
+NF = 4
+V_REF, V_NEXT = 0, 1  # EVR (int32)
+VF = 2
+V_TS, V_SEQ, V_ORD = 0, 1, 2  # EVT (int64): a stored event's time, sequence and order
+VTF = 3
+K_RUNS, K_NRUNS, K_COMP, K_NCOMP, K_DUE = 0, 1, 2, 3, 4
+KF = 5
+#: K_DUE: a lower bound of the time its first run's window closes, in units of
+#: 2**DUE_SHIFT ms, clipped to int32 (DUE_NEVER: no run); see `nfa.kernel_skip.set_due`.
+DUE_SHIFT = 12
+DUE_NEVER = 2**31 - 1
+DUE_LO, DUE_HI = -(2**31) + 1, 2**31 - 2
 O_KIND, O_KEY, O_NODE, O_TIME, O_PHASE, O_TAG = 0, 1, 2, 3, 4, 5
 OF = 6
 M_FREE_RUN, M_FREE_NODE, M_LIVE_RUNS, M_LIVE_NODES, M_DROPPED, M_NOUT = 0, 1, 2, 3, 4, 5
@@ -61,39 +72,41 @@ OUT_TIMEOUT = 1
 
 
 def new_state(
-    n_agg: int,
-    n_int: int,
-    n_float: int,
-    n_col: int,
+    aggs: tuple[int, int, int, int],
+    columns: tuple[int, int, int],
     runs: int = 64,
     nodes: int = 64,
     keys: int = 16,
 ) -> tuple:  # type: ignore[type-arg]
-    """Empty state arrays for a rule with `n_agg` aggregate slots over the given columns."""
-    R = np.zeros((runs, RF), np.int64)
+    """Empty state arrays for a rule with `aggs` (int, float, count, not-null) aggregate
+    slots and `columns` (int, float, valid) stored event columns (`nfa.kernel_layout`)."""
+    n_ai, n_af, n_an, n_ao = aggs
+    n_int, n_float, n_col = columns
+    R = np.zeros((runs, RF), np.int32)
     R[:, R_NEXT] = np.arange(1, runs + 1)
     R[runs - 1, R_NEXT] = -1
     R[0, R_NODE] = -1  # row 0: the empty start run, never on the free list
     R[0, R_NEXT] = -1
     N = np.zeros((nodes, NF), np.int32)
-    N[:, N_NEXT] = np.arange(1, nodes + 1)
-    N[nodes - 1, N_NEXT] = -1
+    N[:, N_PARENT] = np.arange(1, nodes + 1)
+    N[nodes - 1, N_PARENT] = -1
     K = np.zeros((keys, KF), np.int32)
     K[:, K_RUNS] = -1
     K[:, K_COMP] = -1
+    K[:, K_DUE] = DUE_NEVER
     M = np.zeros(MF, np.int64)
     M[M_FREE_RUN] = 1 if runs > 1 else -1
     M[M_FREE_NODE] = 0
-    EVR = np.zeros((nodes, VF), np.int64)
+    EVR = np.zeros((nodes, VF), np.int32)
     EVR[:, V_NEXT] = np.arange(1, nodes + 1)
     EVR[nodes - 1, V_NEXT] = -1
     M[M_FREE_EV] = 0
     return (
         R,
-        np.zeros((runs, n_agg), np.int64),
-        np.zeros((runs, n_agg), np.float64),
-        np.zeros((runs, n_agg), np.int32),
-        np.zeros((runs, n_agg), np.bool_),
+        np.zeros((runs, n_ai), np.int64),
+        np.zeros((runs, n_af), np.float64),
+        np.zeros((runs, n_an), np.int32),
+        np.zeros((runs, n_ao), np.bool_),
         N,
         np.zeros((nodes, n_int), np.int64),
         np.zeros((nodes, n_float), np.float64),
@@ -102,6 +115,8 @@ def new_state(
         M,
         np.zeros((64, OF), np.int64),
         EVR,
+        np.zeros((runs, TF), np.int64),
+        np.zeros((nodes, VTF), np.int64),
     )
 
 
@@ -116,11 +131,11 @@ def grow_rows(a, rows):  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def ensure(S, need_runs, need_nodes, need_out, need_keys):  # type: ignore[no-untyped-def]
     """The state with room for that many more runs, nodes and outputs, and keys < need_keys."""
-    R, RAI, RAF, RAN, RAO, N, EVI, EVF, EVV, K, M, OUT, EVR = S
+    R, RAI, RAF, RAN, RAO, N, EVI, EVF, EVV, K, M, OUT, EVR, RT, EVT = S
     cap = R.shape[0]
     if cap - M[M_LIVE_RUNS] - 1 < need_runs:
         new = max(cap + cap // 2, cap + need_runs + 16)
-        R = grow_rows(R, new)
+        R, RT = grow_rows(R, new), grow_rows(RT, new)
         RAI, RAF = grow_rows(RAI, new), grow_rows(RAF, new)
         RAN, RAO = grow_rows(RAN, new), grow_rows(RAO, new)
         for r in range(cap, new - 1):
@@ -132,13 +147,13 @@ def ensure(S, need_runs, need_nodes, need_out, need_keys):  # type: ignore[no-un
         new = max(cap + cap // 2, cap + need_nodes + 16)
         N = grow_rows(N, new)
         for n in range(cap, new - 1):
-            N[n, N_NEXT] = n + 1
-        N[new - 1, N_NEXT] = M[M_FREE_NODE]
+            N[n, N_PARENT] = n + 1
+        N[new - 1, N_PARENT] = M[M_FREE_NODE]
         M[M_FREE_NODE] = cap
     cap = EVR.shape[0]
     if cap - M[M_LIVE_EV] < need_nodes:
         new = max(cap + cap // 2, cap + need_nodes + 16)
-        EVR = grow_rows(EVR, new)
+        EVR, EVT = grow_rows(EVR, new), grow_rows(EVT, new)
         EVI, EVF, EVV = grow_rows(EVI, new), grow_rows(EVF, new), grow_rows(EVV, new)
         for n in range(cap, new - 1):
             EVR[n, V_NEXT] = n + 1
@@ -152,7 +167,8 @@ def ensure(S, need_runs, need_nodes, need_out, need_keys):  # type: ignore[no-un
         for k in range(old, K.shape[0]):
             K[k, K_RUNS] = -1
             K[k, K_COMP] = -1
-    return (R, RAI, RAF, RAN, RAO, N, EVI, EVF, EVV, K, M, OUT, EVR)
+            K[k, K_DUE] = DUE_NEVER
+    return (R, RAI, RAF, RAN, RAO, N, EVI, EVF, EVV, K, M, OUT, EVR, RT, EVT)
 
 
 @bare
@@ -174,7 +190,7 @@ def decref(S, node):  # type: ignore[no-untyped-def]
         if N[node, N_REF] > 0:
             return
         parent = N[node, N_PARENT]
-        N[node, N_NEXT] = M[M_FREE_NODE]
+        N[node, N_PARENT] = M[M_FREE_NODE]
         M[M_FREE_NODE] = node
         M[M_LIVE_NODES] -= 1
         ev = N[node, N_EV]
@@ -196,23 +212,23 @@ def free_run(S, r):  # type: ignore[no-untyped-def]
 
 
 @bare
-def alloc_event(S, E, i):  # type: ignore[no-untyped-def]
-    """A slot holding event i's column values (refcount 0 until a node takes it)."""
-    EVI, EVF, EVV, M, EVR = S[6], S[7], S[8], S[10], S[12]
+def alloc_event(P, S, E, i):  # type: ignore[no-untyped-def]
+    """A slot holding event i's stored column values (refcount 0 until a node takes it)."""
+    EVI, EVF, EVV, M, EVR, EVT = S[6], S[7], S[8], S[10], S[12], S[14]
     ev = M[M_FREE_EV]
     M[M_FREE_EV] = EVR[ev, V_NEXT]
     M[M_LIVE_EV] += 1
     EVR[ev, V_REF] = 0
-    EVR[ev, V_TS] = E[3][i]
-    EVR[ev, V_SEQ] = E[6][i]
-    EVR[ev, V_ORD] = E[7][i]
+    EVT[ev, V_TS] = E[3][i]
+    EVT[ev, V_SEQ] = E[6][i]
+    EVT[ev, V_ORD] = E[7][i]
     fl, it, va = E[0], E[1], E[2]
     for c in range(EVI.shape[1]):
-        EVI[ev, c] = it[c, i]
+        EVI[ev, c] = it[P.ev_int[c], i]
     for c in range(EVF.shape[1]):
-        EVF[ev, c] = fl[c, i]
+        EVF[ev, c] = fl[P.ev_float[c], i]
     for c in range(EVV.shape[1]):
-        EVV[ev, c] = va[c, i]
+        EVV[ev, c] = va[P.ev_valid[c], i]
     return ev
 
 
@@ -221,12 +237,11 @@ def alloc_node(S, stage, parent, ev):  # type: ignore[no-untyped-def]
     N, M, EVR = S[5], S[10], S[12]
     EVR[ev, V_REF] += 1
     n = M[M_FREE_NODE]
-    M[M_FREE_NODE] = N[n, N_NEXT]
+    M[M_FREE_NODE] = N[n, N_PARENT]
     M[M_LIVE_NODES] += 1
     N[n, N_STAGE] = stage
     N[n, N_PARENT] = parent
     N[n, N_REF] = 0
-    N[n, N_NEXT] = -1
     N[n, N_EV] = ev
     if parent >= 0:
         N[parent, N_REF] += 1
@@ -234,20 +249,20 @@ def alloc_node(S, stage, parent, ev):  # type: ignore[no-untyped-def]
 
 
 @bare
-def before(R, a, b):  # type: ignore[no-untyped-def]
+def before(RT, a, b):  # type: ignore[no-untyped-def]
     """Whether run a has strictly higher priority (earlier start) than run b."""
-    if R[a, R_TS] != R[b, R_TS]:
-        return R[a, R_TS] < R[b, R_TS]
-    return R[a, R_ORD] < R[b, R_ORD]
+    if RT[a, T_TS] != RT[b, T_TS]:
+        return RT[a, T_TS] < RT[b, T_TS]
+    return RT[a, T_ORD] < RT[b, T_ORD]
 
 
 @bare
-def sort_runs(R, runs, n):  # type: ignore[no-untyped-def]
+def sort_runs(RT, runs, n):  # type: ignore[no-untyped-def]
     """Stable insertion sort of runs[:n] by priority (lists are almost sorted already)."""
     for i in range(1, n):
         x = runs[i]
         j = i - 1
-        while j >= 0 and before(R, x, runs[j]):
+        while j >= 0 and before(RT, x, runs[j]):
             runs[j + 1] = runs[j]
             j -= 1
         runs[j + 1] = x
@@ -296,7 +311,7 @@ def emit(S, kind, key, r, time, phase, tag):  # type: ignore[no-untyped-def]
 def drain_outputs(S):  # type: ignore[no-untyped-def]
     """The pending outputs' events: offsets, (stage, seq, ts) and column values (int,
     float, valid), releasing the outputs' node references."""
-    N, EVI, EVF, EVV, M, OUT, EVR = S[5], S[6], S[7], S[8], S[10], S[11], S[12]
+    N, EVI, EVF, EVV, M, OUT, EVT = S[5], S[6], S[7], S[8], S[10], S[11], S[14]
     n = M[M_NOUT]
     offsets = np.zeros(n + 1, np.int64)
     for o in range(n):
@@ -316,8 +331,8 @@ def drain_outputs(S):  # type: ignore[no-untyped-def]
         while node >= 0:
             ev[0, j] = N[node, N_STAGE]
             slot = N[node, N_EV]
-            ev[1, j] = EVR[slot, V_SEQ]
-            ev[2, j] = EVR[slot, V_TS]
+            ev[1, j] = EVT[slot, V_SEQ]
+            ev[2, j] = EVT[slot, V_TS]
             vi[j] = EVI[slot]
             vf[j] = EVF[slot]
             vv[j] = EVV[slot]
@@ -333,7 +348,7 @@ def drain_outputs(S):  # type: ignore[no-untyped-def]
 def count_distinct_int(S, node, stage, vrow, slot):  # type: ignore[no-untyped-def]
     """Distinct non-null values of an int column (or, with vrow < 0, the time) over the
     chain's events of `stage`."""
-    N, EVI, EVV, EVR = S[5], S[6], S[8], S[12]
+    N, EVI, EVV, EVT = S[5], S[6], S[8], S[14]
     n = 0
     walk = node
     while walk >= 0:
@@ -345,7 +360,7 @@ def count_distinct_int(S, node, stage, vrow, slot):  # type: ignore[no-untyped-d
         if N[node, N_STAGE] == stage:
             ev = N[node, N_EV]
             if vrow < 0:
-                values[m] = EVR[ev, V_TS]
+                values[m] = EVT[ev, V_TS]
                 m += 1
             elif EVV[ev, vrow]:
                 values[m] = EVI[ev, slot]

@@ -18,8 +18,10 @@ Streaming: a depth-first search needs the rows ahead. The same program can be ru
 breadth-first (one step per row, threads kept in preference order); a match found there is
 final — and emitted — once no thread ahead of it in preference order is still alive, which
 happens when a later row kills them or the window closes (`$` and WITH UNMATCHED ROWS are
-decided only at the end of bounded input or of a window). This module implements the bounded,
-depth-first form; the order of threads is the contract both forms share.
+decided only at the end of bounded input or of a window). `search` runs the same depth-first
+search over the rows received so far: a thread that needs a row not yet received (or asks
+whether the input ended) before any thread found a match makes the answer `PENDING`, because
+its outcome could still change which match is preferred; `nfa.rowpattern_stream` retries then.
 """
 
 from __future__ import annotations
@@ -73,6 +75,17 @@ class Match:
         return self.start + len(self.labels)
 
 
+class NeedMoreRows(Exception):
+    """Raised by a condition that reads a row not received yet (NEXT beyond the input)."""
+
+
+class _Pending(enum.Enum):
+    PENDING = "pending"
+
+
+#: `search`'s answer when rows still to come could change the preferred match.
+PENDING = _Pending.PENDING
+
 #: Evaluates label `label`'s condition at row `start + len(labels) - 1`, labels tentative.
 Condition = Callable[[int, int, tuple[int, ...]], bool]
 
@@ -91,6 +104,27 @@ def find_match(
     program: Program, partition_size: int, start: int, condition: Condition
 ) -> Match | None:
     """The preferred match starting at row `start`, or None when no match starts there."""
+    found = search(program, partition_size, start, condition)
+    assert found is not PENDING  # complete input never leaves a thread waiting
+    return found
+
+
+def search(
+    program: Program,
+    size: int,
+    start: int,
+    condition: Condition,
+    complete: bool = True,
+    origin: int = 0,
+) -> Match | _Pending | None:
+    """The preferred match at row `start` over rows `0 .. size-1`.
+
+    With `complete` False more rows may follow row `size-1`: a thread (tried in preference
+    order) that would read row `size`, test `$`, or whose condition raises `NeedMoreRows`
+    before a match is found makes the answer `PENDING`. `origin` is the index of the
+    partition's first row (for `^`), which differs from 0 once a stream dropped old rows.
+    """
+    partition_size = size
     code = program.code
     stack = [_Thread(0, start, (), (), (), frozenset())]
     seen: set[tuple[int, int, frozenset[int], tuple[int, ...]]] = set()
@@ -108,8 +142,15 @@ def find_match(
             op = ins.op
             if op is Op.LABEL:
                 labels = (*t.labels, ins.a)
-                if t.pos >= partition_size or not condition(ins.a, start, labels):
+                if t.pos >= partition_size:
+                    if not complete:
+                        return PENDING
                     break
+                try:
+                    if not condition(ins.a, start, labels):
+                        break
+                except NeedMoreRows:
+                    return PENDING
                 t = _Thread(t.pc + 1, t.pos + 1, labels, t.excluded, t.open_excludes, frozenset())
             elif op is Op.SPLIT or op is Op.JUMP:
                 if t.pc in t.visited:
@@ -121,7 +162,9 @@ def find_match(
                     )
                 t = _Thread(ins.a, t.pos, t.labels, t.excluded, t.open_excludes, visited)
             elif op is Op.START or op is Op.END:
-                if t.pos != (0 if op is Op.START else partition_size):
+                if op is Op.END and t.pos == partition_size and not complete:
+                    return PENDING
+                if t.pos != (origin if op is Op.START else partition_size):
                     break
                 t = _Thread(t.pc + 1, t.pos, t.labels, t.excluded, t.open_excludes, t.visited)
             elif op is Op.BEGIN_EXCLUDE:

@@ -64,7 +64,7 @@ def run_partition(query: RowPatternQuery, rows: Sequence[Sequence[Value]]) -> It
         yield from _emit(query, rows, match, number)
         number += 1
         last_matched = max(last_matched, match.end - 1)
-        pos = _next_position(query, match)
+        pos = next_position(query, match)
 
 
 def _condition(program: Program, rows: Sequence[Sequence[Value]], number: int) -> Condition:
@@ -102,7 +102,8 @@ def _emit(
             yield OutputRow(row, measures(row), number)
 
 
-def _next_position(query: RowPatternQuery, match: Match) -> int:
+def next_position(query: RowPatternQuery, match: Match) -> int:
+    """The row where the next match is tried after `match` (AFTER MATCH SKIP)."""
     if query.skip is Skip.TO_NEXT_ROW or (query.skip is Skip.PAST_LAST_ROW and not match.labels):
         return match.start + 1
     if query.skip is Skip.PAST_LAST_ROW:

@@ -26,11 +26,19 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from prometheus_client import CollectorRegistry
 
 from cep.compiler import CompiledRules
@@ -39,10 +47,12 @@ from nfa.batch import EventBatch
 from nfa.program import Schema
 from nfa.reference import EngineConfig, ReferenceEngine
 from nfa.results import EngineOutput, Match
-from service.alerts import alert_document, encode
+from nfa.rowpattern_rule import SqlProgram
+from service.alerts import encode
 from service.config import ServiceConfig
 from service.metrics import Metrics
 from service.partition import EngineKind, EngineKindOf, PartitionState, new_partition
+from service.rule_alerts import MixedKind, RuleProgram, rule_alert
 from service.state import Checkpoint, CheckpointStore, RedisCheckpointStore
 
 log = logging.getLogger("cep.service")
@@ -50,15 +60,18 @@ OFFSET_BITS = 44
 Headers = list[tuple[str, str | bytes | None]]
 
 
-def engine_kind(name: str, schema: Schema) -> EngineKind:
+def engine_kind(name: str, schema: Schema, sql_programs: Sequence[SqlProgram] = ()) -> EngineKind:
     """The engine class chosen in the config, in processing-time mode (match on arrival,
-    nothing is late) when every stream is a processing-time stream."""
+    nothing is late) when every stream is a processing-time stream; with SQL rules, a
+    mixed engine (`nfa.mixed`) holding it and the streaming row pattern engine."""
     config = EngineConfig(processing_time=all(s.processing_time for s in schema.streams))
     engine: Any = ReferenceEngine
     if name == "numba":
         from nfa.engine import Engine
 
         engine = Engine
+    if sql_programs:
+        return MixedKind(sql_programs, engine, engine.restore, config)
     return EngineKindOf(
         lambda programs, pool: engine(programs, pool, config),
         lambda programs, pool, data: engine.restore(programs, pool, data, config),
@@ -83,18 +96,20 @@ class Service:
     ):
         self.config = config
         self.programs = [p for p in rules.programs if p.info.enabled]
+        sql_programs = [p for p in rules.sql_programs if p.info.enabled]
+        self.rules: list[RuleProgram] = [*self.programs, *sql_programs]  # match.rule order
         self.schema = rules.schema
-        self.engine_kind = engine_kind(config.engine, self.schema)
+        self.engine_kind = engine_kind(config.engine, self.schema, sql_programs)
         self.clock = clock
         self.on_alert = on_alert
         self.metrics = Metrics.create(registry or CollectorRegistry())
         self.topics = [i.topic for i in config.inputs]
         self.inputs = [(i.topic, i.stream) for i in config.inputs]
-        self.cooldown_ms = [self._cooldown(p.info.name) for p in self.programs]
+        self.cooldown_ms = [self._cooldown(p.info.name) for p in self.rules]
         self.partitions: dict[int, PartitionState] = {}
         self._warm_up()
         self.group = config.kafka.group_id
-        self.redis = redis.Redis.from_url(config.redis_url)
+        self.redis = redis.Redis.from_url(config.redis_url, **config.redis_kwargs())
         self.redis.ping()
         self.store = store or RedisCheckpointStore(self.redis, keep=config.checkpoints_kept)
         consumer_conf = {
@@ -104,18 +119,21 @@ class Service:
             "auto.offset.reset": "earliest",
             # Co-partitioned topics: partition n of every topic goes to the same instance.
             "partition.assignment.strategy": "range",
+            **config.kafka.security.librdkafka(),  # TLS/SASL (service/config.py)
             **config.kafka.consumer,
         }
         self.consumer = Consumer(consumer_conf)
-        producer_conf = {"bootstrap.servers": config.kafka.bootstrap, **config.kafka.producer}
+        producer_conf = {
+            "bootstrap.servers": config.kafka.bootstrap,
+            **config.kafka.security.librdkafka(),  # TLS/SASL (service/config.py)
+            **config.kafka.producer,
+        }
         self.transactional = config.guarantee == "exactly_once"
         if self.transactional:
             # The same id after a restart: the broker fences the previous incarnation.
             producer_conf["transactional.id"] = f"cep-{self.group}-{config.instance_id}"
-        self.producer = Producer(producer_conf)
-        if self.transactional:
-            self.producer.init_transactions(30)
-            self.producer.begin_transaction()
+        self.producer_conf = producer_conf
+        self.producer = self._new_producer()
         self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self.last_checkpoint = time.monotonic()
         self.redis.hset(f"cep:{self.group}:status", mapping={"started": int(clock() * 1000)})
@@ -155,7 +173,7 @@ class Service:
     def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
         numbers = sorted({tp.partition for tp in assigned} - set(self.partitions))
         wanted = [TopicPartition(topic, n) for n in numbers for topic in self.topics]
-        committed = consumer.committed(wanted, timeout=30) if wanted else []
+        committed = self._committed(consumer, wanted) if wanted else []
         for number in numbers:
             offsets = {
                 tp.topic: tp.offset for tp in committed if tp.partition == number and tp.offset >= 0
@@ -176,6 +194,16 @@ class Service:
                     )
                 self.partitions[number] = self._partition(number, offsets=offsets)
         log.info("assigned %s", [(tp.topic, tp.partition) for tp in assigned])
+
+    def _committed(self, consumer: Consumer, wanted: list[TopicPartition]) -> list[TopicPartition]:
+        """Kafka's committed offsets; retried while the group coordinator is unreachable."""
+        for attempt in range(6):
+            try:
+                return list(consumer.committed(wanted, timeout=10))
+            except KafkaException as exc:
+                log.warning("committed offsets unavailable (%s); attempt %d", exc, attempt + 1)
+                time.sleep(1)
+        raise RuntimeError("cannot read committed offsets from Kafka; is the broker reachable?")
 
     def _find_checkpoint(self, number: int, offsets: dict[str, int]) -> Checkpoint | None:
         """The checkpoint for Kafka's committed offsets; waits for Redis rather than start a
@@ -201,8 +229,41 @@ class Service:
         log.info("revoked %s", [(tp.topic, tp.partition) for tp in revoked])
 
     # ------------------------------------------------------------------ the loop
+    def _new_producer(self) -> Producer:
+        producer = Producer(self.producer_conf)
+        if self.transactional:
+            producer.init_transactions(30)
+            producer.begin_transaction()
+        return producer
+
+    def _recover(self, exc: KafkaException) -> bool:
+        """After a fatal producer error (an idempotent or transactional producer that lost
+        its sequence, e.g. the broker lost its state), outputs since the last commit may be
+        lost: recreate the producer and rewind every partition group to its last committed
+        checkpoint, so that input is processed again. False for any other error."""
+        error = exc.args[0] if exc.args else None
+        if not isinstance(error, KafkaError) or not error.fatal():
+            return False
+        log.error("fatal producer error (%s): new producer, rewinding to the last commit", error)
+        self.producer = self._new_producer()
+        self.partitions.clear()
+        assigned = self.consumer.assignment()
+        self._on_assign(self.consumer, assigned)
+        for tp in self._committed(self.consumer, assigned):
+            tp.offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(tp)
+        return True
+
     def run_once(self) -> int:
         """One iteration; returns how many messages it consumed."""
+        try:
+            return self._run_once()
+        except KafkaException as exc:
+            if not self._recover(exc):
+                raise
+            return 0
+
+    def _run_once(self) -> int:
         batch = self.config.batch
         messages = self.consumer.consume(batch.max_messages, batch.max_wait_ms / 1000)
         started = time.perf_counter()
@@ -223,6 +284,7 @@ class Service:
         dirty = [p for p in self.partitions.values() if p.dirty]
         if not dirty:
             return
+        started = time.perf_counter()  # cep_checkpoint_seconds
         offsets = [TopicPartition(t, p.number, o) for p in dirty for t, o in p.next_offsets.items()]
         if self.transactional:
             # Outputs and offsets commit atomically; the checkpoint is saved just before, so
@@ -235,16 +297,27 @@ class Service:
             self.producer.commit_transaction(30)
             self.producer.begin_transaction()
         else:
-            remaining = self.producer.flush(30)
+            try:
+                remaining = self.producer.flush(self.config.checkpoint_interval_ms / 1000 + 5)
+            except KafkaException as exc:
+                if not self._recover(exc):
+                    raise
+                return
             if remaining:
-                raise RuntimeError(
-                    f"{remaining} output message(s) not delivered; not committing offsets"
-                )
+                # The broker is unreachable: keep the outputs queued and retry at the next
+                # interval; committing now could lose them.
+                log.warning("%d output message(s) not yet delivered; not committing", remaining)
+                return
             if not self._save(dirty):
                 return  # no commit without a checkpoint; the next interval retries both
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                log.warning("offset commit failed (%s); retrying at the next interval", exc)
+                return
         for state in dirty:
             state.dirty = False
+        self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
 
     def _save(self, dirty: list[PartitionState]) -> bool:
         """Save the checkpoints; False (logged, nothing committed) while Redis is down."""
@@ -301,6 +374,7 @@ class Service:
         decoded, rejected = decoder.decode([m.value() for m in group], seqs, stamps)
         self.metrics.decode_seconds.observe(time.perf_counter() - started)
         self.metrics.events_in.labels(decoder.stream.name).inc(len(group))
+        self.metrics.decode_failures.labels(decoder.stream.name).inc(len(rejected))
         for item in rejected:
             self._dead_letter(group[item.index], item.reason)
         raw.update(zip(seqs, group, strict=True))
@@ -350,7 +424,7 @@ class Service:
             self._produce_match(state, match, timed_out=True)
 
     def _produce_match(self, state: PartitionState, match: Match, timed_out: bool) -> None:
-        program = self.programs[match.rule]
+        program = self.rules[match.rule]
         name = program.info.name
         spec = program.on_timeout if timed_out else program.emit
         if spec is None:
@@ -362,13 +436,13 @@ class Service:
                 return
             state.cooldown_until[(match.rule, match.key)] = match.time + cooldown
         key = state.keys.value(match.key)
-        document = alert_document(
-            match, program, key, lambda seq: self._event_id(seq, state.number)
-        )
+        document = rule_alert(match, program, key, lambda seq: self._event_id(seq, state.number))
         settings = self.config.rule_settings.get(name)
         topic = self.config.shadow_topic if settings and settings.shadow else spec.topic
         (self.metrics.timeouts if timed_out else self.metrics.alerts).labels(name).inc()
         self.producer.produce(topic, encode(document), key.encode())
+        if not timed_out:  # event time to emit, on the wall clock
+            self.metrics.alert_latency_seconds.observe(max(0.0, self.clock() - match.time / 1000))
         if self.on_alert is not None:
             self.on_alert(document)
 

@@ -36,7 +36,7 @@ def _check(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for warning in compiled.warnings:
         print(warning.render(loaded.sources.get(warning.span.file)), file=sys.stderr)
-    print(f"ok: {len(compiled.programs)} rule(s), {len(compiled.schema.streams)} stream(s)")
+    print(f"ok: {len(compiled.rules)} rule(s), {len(compiled.schema.streams)} stream(s)")
     return EXIT_OK
 
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 import orjson
 
@@ -32,10 +32,11 @@ from cep.compiler import CompiledRules, compile_rules
 from cep.errors import CepError
 from cep.loader import LoadedRules, load_paths
 from nfa.batch import EventBatch, StringPool
+from nfa.mixed import MixedEngine
 from nfa.program import Program
 from nfa.results import EngineOutput
+from nfa.rowpattern_rule import SqlProgram
 from nfa.trace_entries import iso
-from service.alerts import alert_document
 from service.replay_input import EventReader, InputError, batches, check_files
 from service.replay_labels import (
     Label,
@@ -45,6 +46,7 @@ from service.replay_labels import (
     score,
     wanted_ids,
 )
+from service.rule_alerts import RuleProgram, rule_alert
 
 EXIT_OK, EXIT_FAILED = 0, 1
 ENGINES = ("numba", "reference")
@@ -153,19 +155,29 @@ class Progress:
             self.stream.flush()
 
 
-def make_engine(name: str, programs: Sequence[Program], pool: StringPool) -> _Engine:
-    """The product engine (`numba`) or the reference engine, over `programs`."""
-    if not programs:
+def make_engine(
+    name: str,
+    programs: Sequence[Program],
+    pool: StringPool,
+    sql_programs: Sequence[SqlProgram] = (),
+) -> _Engine:
+    """The product engine (`numba`) or the reference engine, over `programs`; with SQL
+    rules, a mixed engine holding it and the streaming row pattern engine (`nfa.mixed`)."""
+    if not programs and not sql_programs:
         raise InputError("no rule to replay")
     if name == "reference":
         from nfa.reference import ReferenceEngine
 
-        return ReferenceEngine(programs, pool)
-    if name == "numba":
+        engine: Any = ReferenceEngine
+    elif name == "numba":
         from nfa.engine import Engine
 
-        return Engine(programs, pool)
-    raise InputError(f"unknown engine {name!r} (use {' or '.join(ENGINES)})")
+        engine = Engine
+    else:
+        raise InputError(f"unknown engine {name!r} (use {' or '.join(ENGINES)})")
+    if sql_programs:
+        return MixedEngine.create(programs, sql_programs, pool, engine)
+    return cast(_Engine, engine(programs, pool))
 
 
 def run(
@@ -176,16 +188,19 @@ def run(
     on_alert: Callable[[Alert], None] | None = None,
     labels: Sequence[Label] = (),
     progress: bool = False,
+    sql_programs: Sequence[SqlProgram] = (),
 ) -> ReplayReport:
-    """Replay `event_files` through `programs` (compiled together in `compiled`)."""
+    """Replay `event_files` through `programs` and `sql_programs` (compiled together in
+    `compiled`)."""
     check_files(event_files)
     pool, keys = StringPool(), StringPool()
     if progress:
         print(f"building the {engine} engine for {len(programs)} rule(s)...", file=sys.stderr)
     built = time.perf_counter()
-    matcher = make_engine(engine, programs, pool)
+    matcher = make_engine(engine, programs, pool, sql_programs)
     schema = compiled.schema
-    report = ReplayReport(engine, rules={p.info.name: RuleSummary() for p in programs})
+    rules: list[RuleProgram] = [*programs, *sql_programs]  # the engine's rule order
+    report = ReplayReport(engine, rules={p.info.name: RuleSummary() for p in rules})
     report.build_seconds = time.perf_counter() - built
     reader = EventReader(schema)
     ids: list[str] = []  # seq -> event id
@@ -196,8 +211,8 @@ def run(
 
     def collect(out: EngineOutput) -> None:
         for match in [*out.matches, *out.timeouts]:
-            program = programs[match.rule]
-            doc = alert_document(match, program, keys.value(match.key), ids.__getitem__)
+            program = rules[match.rule]
+            doc = rule_alert(match, program, keys.value(match.key), ids.__getitem__)
             summary = report.rules[program.info.name]
             if match.timed_out:
                 summary.timeouts += 1
@@ -265,7 +280,16 @@ def replay(
     compiled = load_paths(rules_paths).compile()
     truth = read_labels(labels) if labels is not None else []
     with _alert_sink(out) as sink:
-        return run(compiled, compiled.programs, event_files, engine, sink, truth, progress)
+        return run(
+            compiled,
+            compiled.programs,
+            event_files,
+            engine,
+            sink,
+            truth,
+            progress,
+            compiled.sql_programs,
+        )
 
 
 def _overlay(base: LoadedRules | None, side: LoadedRules) -> tuple[ast.RuleFile, dict[str, str]]:

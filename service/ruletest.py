@@ -34,11 +34,13 @@ from cep.errors import CepError
 from cep.loader import load_paths
 from nfa.batch import StringPool, batch_from_records
 from nfa.expr import Type
+from nfa.mixed import MixedEngine
 from nfa.program import Program, Schema
 from nfa.reference import ReferenceEngine
 from nfa.results import EngineOutput
-from service.alerts import alert_document
+from nfa.rowpattern_rule import SqlProgram
 from service.decode import parse_timestamp
+from service.rule_alerts import RuleProgram, rule_alert
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -73,8 +75,9 @@ def run_rule_tests(paths: Iterable[str | Path]) -> list[TestResult]:
 
     loaded = load_paths(paths)
     compiled = loaded.compile()
-    programs = [p for p in compiled.programs if p.info.enabled]  # as the service runs them
-    by_name = {p.info.name: p for p in compiled.programs}
+    # as the service runs them: NFA programs, then SQL programs (`nfa.mixed` rule order)
+    programs: list[RuleProgram] = [p for p in compiled.rules if p.info.enabled]
+    by_name = {p.info.name: p for p in compiled.rules}
     results: list[TestResult] = []
     for file, test in loaded.tests:
         started = time.perf_counter()
@@ -88,8 +91,8 @@ def _run_one(
     file: str,
     test: Mapping[str, Any],
     schema: Schema,
-    programs: list[Program],
-    by_name: Mapping[str, Program],
+    programs: list[RuleProgram],
+    by_name: Mapping[str, RuleProgram],
 ) -> TestResult:
     name = str(test.get("name", "(unnamed)"))
     rule = str(test.get("rule", ""))
@@ -106,6 +109,7 @@ def _run_one(
     result.expected = expected
     if not by_name[rule].info.enabled:  # a disabled rule is still tested, on its own
         programs = [*programs, by_name[rule]]
+        programs.sort(key=lambda p: isinstance(p, SqlProgram))  # NFA programs first
     result.actual = _run_engine(schema, programs, records, watermarks, rule)
     result.problems = compare(expected, result.actual)
     result.passed = not result.problems
@@ -185,14 +189,18 @@ def _expected(raw: Any, rule: str) -> list[dict[str, Any]]:
 
 def _run_engine(
     schema: Schema,
-    programs: list[Program],
+    programs: list[RuleProgram],
     records: list[tuple[str, dict[str, object]]],
     watermarks: Mapping[int, list[tuple[int, int]]],
     rule: str,
 ) -> list[dict[str, Any]]:
     """Feed the events (one at a time, so watermarks interleave) and finish; the rule's alerts."""
     pool, keys = StringPool(), StringPool()
-    engine = ReferenceEngine(programs, pool)
+    nfa = [p for p in programs if isinstance(p, Program)]
+    sql = [p for p in programs if isinstance(p, SqlProgram)]
+    engine: ReferenceEngine | MixedEngine = (
+        MixedEngine.create(nfa, sql, pool, ReferenceEngine) if sql else ReferenceEngine(nfa, pool)
+    )
     out = EngineOutput()
     for index, record in enumerate(records):
         out.extend(engine.process(batch_from_records(schema, [record], pool, keys, index)))
@@ -204,7 +212,7 @@ def _run_engine(
         program = programs[match.rule]
         if program.info.name != rule:
             continue
-        alerts.append(alert_document(match, program, keys.value(match.key), str))
+        alerts.append(rule_alert(match, program, keys.value(match.key), str))
     alerts.sort(key=lambda a: (a["time"], a["start"]))
     return alerts
 

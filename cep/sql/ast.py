@@ -284,6 +284,7 @@ class Values:
 @dataclass(frozen=True, slots=True)
 class TableName:
     name: str
+    span: Span = field(default=_NO_SPAN, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,8 @@ class CompiledMatchRecognize:
     partition: tuple[int, ...]
     order: tuple[tuple[int, bool], ...]  # (column, descending)
     measure_names: tuple[str, ...]
+    within_ms: int | None = None  # streaming: WITHIN
+    absent: int | None = None  # streaming: the label id of NOT FOLLOWED BY
 
 
 class _Problems(Exception):
@@ -323,9 +325,13 @@ def pattern_labels(pattern: ast.Pattern) -> list[str]:
 
 
 def compile_match_recognize(
-    mr: ast.MatchRecognize, columns: Sequence[str], types: Sequence[str]
+    mr: ast.MatchRecognize, columns: Sequence[str], types: Sequence[str], streaming: bool = False
 ) -> CompiledMatchRecognize:
-    """Compile the clause for an input relation with these column names and SQL types."""
+    """Compile the clause for an input relation with these column names and SQL types.
+
+    `streaming` admits the extensions WITHIN and NOT FOLLOWED BY, which only the streaming
+    engine (`nfa.rowpattern_stream`) runs; the bounded runner rejects them (E215).
+    """
     names = pattern_labels(mr.pattern)
     names += [d.label for d in mr.definitions if d.label not in names]
     labels = {n: i for i, n in enumerate(names)}
@@ -344,8 +350,17 @@ def compile_match_recognize(
             measures.append(exprs.compile(m.expr))
     partition = tuple(_column_index(exprs, e) for e in mr.partition_by)
     order = tuple((_column_index(exprs, s.expr), s.descending) for s in mr.order_by)
-    if mr.absent is not None or mr.within_ms is not None:
+    absent: int | None = None
+    if not streaming and (mr.absent is not None or mr.within_ms is not None):
         exprs.fail(mr.span, "WITHIN and NOT FOLLOWED BY run only in the streaming engine", "E215")
+    elif mr.absent is not None:
+        absent = labels.get(mr.absent)
+        if absent is None or defines[absent] is None:
+            exprs.fail(mr.span, f"NOT FOLLOWED BY {mr.absent} needs a DEFINE for it", "E236")
+        elif mr.absent in pattern_labels(mr.pattern):
+            exprs.fail(mr.span, f"{mr.absent} is both in the pattern and absent", "E236")
+        if mr.within_ms is None:
+            exprs.fail(mr.span, "NOT FOLLOWED BY at the end of a pattern needs WITHIN", "E236")
     skip_labels: frozenset[int] = frozenset()
     if mr.skip.label is not None:
         with contextlib.suppress(_Problems):
@@ -358,7 +373,8 @@ def compile_match_recognize(
     query = RowPatternQuery(
         program, tuple(measures), _ROWS[mr.rows_per_match], _SKIP[mr.skip.kind], skip_labels
     )
-    return CompiledMatchRecognize(query, partition, order, tuple(m.name for m in mr.measures))
+    measure_names = tuple(m.name for m in mr.measures)
+    return CompiledMatchRecognize(query, partition, order, measure_names, mr.within_ms, absent)
 
 
 def _column_index(exprs: ExprCompiler, e: ast.Expr) -> int:

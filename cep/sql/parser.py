@@ -133,7 +133,7 @@ class _ToAst(Transformer[Token, Any]):
         return c[0]  # type: ignore[no-any-return]
 
     def named_relation(self, meta: Meta, c: list[Any]) -> ast.TableName:
-        return ast.TableName(_name(c[0]))
+        return ast.TableName(_name(c[0]), self._span(meta))
 
     def name_list(self, meta: Meta, c: list[Token]) -> list[str]:
         return [_name(t) for t in c]

@@ -79,7 +79,17 @@ def test_rule_file_to_alert_topic(
             "ts": 1_767_225_600_000 + minute * 60_000,
         }
         producer.produce(inp, orjson.dumps(value), card.encode())
-    producer.produce(inp, b"{not json", b"c1")
+    # Malformed, wrongly typed, missing the key, and oversized: all dead letters.
+    bad = [
+        b"{not json",
+        orjson.dumps({"card_id": "c1", "amount": "lots", "merchant": "x", "ts": 1_767_225_600_000}),
+        orjson.dumps({"amount": 1.0, "merchant": "x", "ts": 1_767_225_600_000}),
+        orjson.dumps(
+            {"card_id": "c1", "amount": 1.0, "merchant": "x" * 70_000, "ts": 1_767_225_600_000}
+        ),
+    ]
+    for value in bad:
+        producer.produce(inp, value, b"c1")
     # c1's watermark is at minute 4 by now; an event at minute 1 on the same partition is late.
     producer.produce(
         inp,
@@ -95,11 +105,11 @@ def test_rule_file_to_alert_topic(
     try:
         deadline = time.monotonic() + 30
         consumed = 0
-        while consumed < len(events) + 2 and time.monotonic() < deadline:
+        while consumed < len(events) + 1 + len(bad) and time.monotonic() < deadline:
             consumed += service.run_once()
     finally:
         service.close()
-    assert consumed == len(events) + 2
+    assert consumed == len(events) + 1 + len(bad)
 
     out = drain(kafka_bootstrap, alerts, 1)
     assert len(out) == 1
@@ -111,11 +121,14 @@ def test_rule_file_to_alert_topic(
     assert [e["stage"] for e in alert["events"]] == ["small", "small", "small", "big"]
     assert seen and seen[0]["id"] == alert["id"]
 
-    dead = drain(kafka_bootstrap, dlq, 1)
-    assert len(dead) == 1
-    headers = dict(dead[0].headers() or [])
-    assert headers["cep.error"].startswith(b"invalid JSON")
-    assert headers["cep.source.topic"] == inp.encode()
+    dead = drain(kafka_bootstrap, dlq, len(bad))
+    reasons = [dict(m.headers() or [])["cep.error"].decode() for m in dead]
+    assert len(dead) == len(bad)
+    assert reasons[0].startswith("invalid JSON")
+    assert "amount" in reasons[1] and "card_id" in reasons[2] and "exceeds the limit" in reasons[3]
+    headers = dict(dead[3].headers() or [])
+    assert headers["cep.source.topic"] == inp.encode() and headers["cep.truncated"] == b"true"
+    assert len(dead[3].value() or b"") == 65_536  # a truncated copy
 
     late_out = drain(kafka_bootstrap, late, 1)
     assert len(late_out) == 1

@@ -148,3 +148,48 @@ def test_instances_split_partitions_and_each_restores_its_own(
     assert sorted(p for o in owned for p in o) == [0, 1] and all(len(o) == 1 for o in owned)
     keys = sorted(orjson.loads(m.value() or b"")["key"] for m in drain(kafka_bootstrap, alerts, 2))
     assert keys == ["c0", "c1"]
+
+
+def test_an_instance_joins_and_leaves_mid_stream(
+    kafka_bootstrap: str, redis_url: str, topic_name: str, tmp_path: Path
+) -> None:
+    inp, alerts = setup(kafka_bootstrap, topic_name, tmp_path, partitions=2)
+    config = service_config(
+        kafka_bootstrap,
+        redis_url,
+        f"cep-{topic_name}",
+        inputs=[{"topic": inp, "stream": "txns"}],
+        checkpoint_interval_ms=0,
+    )
+    rules = compile_paths([tmp_path])
+    cards = (("c0", 0), ("c1", 1))
+    seen: list[dict[str, object]] = []
+    first = Service(config, rules, on_alert=seen.append)
+    produce(
+        kafka_bootstrap,
+        inp,
+        [(c, a, i, p) for i, a in enumerate([1.0, 2.0, 3.0]) for c, p in cards],
+    )
+    run_all([first], 6)
+    # A second instance joins: the partitions are split and each restores its share.
+    second = Service(config, rules, on_alert=seen.append)
+    deadline = time.monotonic() + 30
+    while (
+        not (len(first.partitions) == 1 and len(second.partitions) == 1)
+        and time.monotonic() < deadline
+    ):
+        first.run_once()
+        second.run_once()
+    assert sorted([*first.partitions, *second.partitions]) == [0, 1]
+    produce(kafka_bootstrap, inp, [(c, 4.0, 3, p) for c, p in cards])
+    run_all([first, second], 2)
+    # It leaves again: its partition, with the state it built, moves back.
+    second.close()
+    deadline = time.monotonic() + 30
+    while len(first.partitions) < 2 and time.monotonic() < deadline:
+        first.run_once()
+    produce(kafka_bootstrap, inp, [(c, 900.0, 4, p) for c, p in cards])
+    run_all([first], 2)
+    first.close()
+    assert sorted((a["key"], a["fields"]["tests"]) for a in seen) == [("c0", 4), ("c1", 4)]  # type: ignore[index]
+    assert len(drain(kafka_bootstrap, alerts, 2)) == 2

@@ -1,0 +1,158 @@
+"""Compile parsed SQL rules (`cep.sql.rules.SqlRule`) against the declared streams.
+
+A rule's query reads one declared stream (`FROM txns`); its columns are the stream's fields
+(names folded to lower case, as SQL does with unquoted names). The streaming engine matches
+per key and in event-time order, so PARTITION BY must be the stream's key field and ORDER
+BY (optional) its time field, ascending; a rule emits one alert per match, so it uses ONE
+ROW PER MATCH. Every problem is reported with the span of the offending text (E23x).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from cep.errors import CepError, Diagnostic, error
+from cep.sql import ast
+from cep.sql.compiler import CompiledMatchRecognize, ExprCompiler, compile_match_recognize
+from cep.sql.rules import SqlRule
+from nfa.program import OutputSpec, RuleInfo, Schema, StreamSchema
+from nfa.rowpattern_expr import RExpr, RType
+from nfa.rowpattern_rule import FIELD_TYPES, SqlProgram
+
+DEFAULT_ALERT_TOPIC = "cep.alerts"  # as `cep.compiler.DEFAULT_ALERT_TOPIC`
+_SQL_TYPES = {
+    RType.BOOLEAN: "boolean",
+    RType.BIGINT: "bigint",
+    RType.DOUBLE: "double",
+    RType.VARCHAR: "varchar",
+}
+
+
+def compile_sql_rules(
+    rules: Sequence[SqlRule], schema: Schema, taken: Iterable[str] = ()
+) -> tuple[list[SqlProgram], list[Diagnostic]]:
+    """The programs of the rules that compile, and every problem found.
+
+    `taken` are the names of the DSL rules: a rule name is unique across both kinds.
+    """
+    names = set(taken)
+    programs: list[SqlProgram] = []
+    out: list[Diagnostic] = []
+    for rule in rules:
+        if rule.name in names:
+            out.append(error("E235", rule.span, f"rule `{rule.name}` is declared twice"))
+            continue
+        names.add(rule.name)
+        if rule.version < 1:
+            out.append(error("E230", rule.span, "a rule's version starts at 1"))
+        program = _compile(rule, schema, out)
+        if program is not None:
+            programs.append(program)
+    return programs, out
+
+
+def _compile(rule: SqlRule, schema: Schema, out: list[Diagnostic]) -> SqlProgram | None:
+    query, mr = rule.query, rule.query.match_recognize
+    relation = query.relation
+    if not isinstance(relation, ast.TableName):
+        out.append(error("E231", mr.span, "a SQL rule reads a declared stream: FROM stream"))
+        return None
+    found = [i for i, s in enumerate(schema.streams) if s.name.lower() == relation.name.lower()]
+    if not found:
+        known = ", ".join(s.name for s in schema.streams) or "none declared"
+        out.append(error("E231", relation.span, f"unknown stream `{relation.name}` ({known})"))
+        return None
+    stream_index = found[0]
+    stream = schema.streams[stream_index]
+    columns = [name.lower() for name, _ in stream.fields]
+    types = [_SQL_TYPES.get(FIELD_TYPES[t], "bigint") for _, t in stream.fields]
+    try:
+        compiled = compile_match_recognize(mr, columns, types, streaming=True)
+    except CepError as exc:
+        out.extend(exc.diagnostics)
+        return None
+    key_column = columns.index(stream.key.lower())
+    before = len(out)
+    _check_clauses(mr, compiled, stream, columns, key_column, out)
+    select = _select(query.select, columns[key_column], compiled.measure_names, out)
+    if len(out) > before:
+        return None
+    info = RuleInfo(
+        rule.name,
+        rule.version,
+        rule.severity,
+        rule.labels,
+        rule.description or rule.title,
+        rule.enabled,
+    )
+    return SqlProgram(
+        info=info,
+        schema=schema,
+        stream=stream_index,
+        key_column=key_column,
+        query=compiled.query,
+        measure_names=compiled.measure_names,
+        within_ms=compiled.within_ms,
+        absent=compiled.absent,
+        select=select,
+        emit=OutputSpec(rule.emit_to or DEFAULT_ALERT_TOPIC, ()),
+    )
+
+
+def _check_clauses(
+    mr: ast.MatchRecognize,
+    compiled: CompiledMatchRecognize,
+    stream: StreamSchema,
+    columns: list[str],
+    key_column: int,
+    out: list[Diagnostic],
+) -> None:
+    if compiled.partition != (key_column,):
+        where = mr.partition_by[0] if mr.partition_by else None
+        span = getattr(where, "span", mr.span)
+        out.append(
+            error(
+                "E232",
+                span,
+                f"PARTITION BY must be the key of `{stream.name}`: PARTITION BY {stream.key}",
+            )
+        )
+    time_column = columns.index(stream.time_field.lower()) if stream.time_field else None
+    if compiled.order and compiled.order != ((time_column, False),):
+        span = getattr(mr.order_by[0].expr, "span", mr.span)
+        wanted = (
+            f"ORDER BY {stream.time_field} (or none)"
+            if stream.time_field
+            else "no ORDER BY (the stream has no time field)"
+        )
+        out.append(error("E233", span, f"rows come in event-time order: {wanted}"))
+    if mr.rows_per_match is not ast.RowsPerMatch.ONE:
+        out.append(
+            error("E234", mr.span, "a rule emits one alert per match: use ONE ROW PER MATCH")
+        )
+
+
+def _select(
+    items: tuple[ast.SelectItem, ...] | None,
+    key: str,
+    measures: tuple[str, ...],
+    out: list[Diagnostic],
+) -> tuple[tuple[str, RExpr], ...] | None:
+    """The SELECT list over (key, *measures); None for `SELECT *` (the measures)."""
+    if items is None:
+        return None
+    layout = [(key, RType.UNKNOWN), *((m, RType.UNKNOWN) for m in measures)]
+    exprs = ExprCompiler(layout, plain=True)
+    fields: list[tuple[str, RExpr]] = []
+    for index, item in enumerate(items):
+        known = len(exprs.diagnostics)
+        try:
+            compiled = exprs.compile(item.expr)
+        except Exception:
+            if len(exprs.diagnostics) == known:
+                raise
+            continue  # the compiler recorded a diagnostic
+        default = item.expr.name if isinstance(item.expr, ast.ColumnRef) else f"_col{index}"
+        fields.append((item.alias or default, compiled))
+    out.extend(exprs.diagnostics)
+    return tuple(fields)
