@@ -51,7 +51,7 @@ class Evaluator:
             return ()
         out: list[tuple[str, object]] = []
         for name, node in spec.fields:
-            value = self.eval(node, None, stages)
+            value = self.evaluate(node, None, stages)
             if value is not None and node.type is ir.Type.STRING:
                 out.append((name, self.pool.value(int(value))))
             elif value is not None and node.type is ir.Type.BOOL:
@@ -61,9 +61,9 @@ class Evaluator:
         return tuple(out)
 
     def truth(self, expr: ir.Expr, event: Event | None, stages: Sequence[Sequence[Event]]) -> bool:
-        return self.eval(expr, event, stages) is True
+        return self.evaluate(expr, event, stages) is True
 
-    def eval(self, expr: ir.Expr, event: Event | None, stages: Sequence[Sequence[Event]]) -> Value:
+    def evaluate(self, expr: ir.Expr, event: Event | None, stages: Sequence[Sequence[Event]]) -> Value:
         if isinstance(expr, ir.Const):
             if expr.type is ir.Type.STRING:
                 return self.pool.intern(str(expr.value))
@@ -109,16 +109,16 @@ class Evaluator:
         if op == "stream_is":
             return event is not None and event.stream == node.params[0]
         if op in ("and", "or"):
-            left = self.eval(node.args[0], event, stages)
+            left = self.evaluate(node.args[0], event, stages)
             if op == "and" and left is False:
                 return False
             if op == "or" and left is True:
                 return True
-            right = self.eval(node.args[1], event, stages)
+            right = self.evaluate(node.args[1], event, stages)
             if op == "and":
                 return False if right is False else (None if None in (left, right) else True)
             return True if right is True else (None if None in (left, right) else False)
-        args = [self.eval(a, event, stages) for a in node.args]
+        args = [self.evaluate(a, event, stages) for a in node.args]
         if op == "is_null":
             return args[0] is None
         if any(a is None for a in args):

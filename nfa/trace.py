@@ -255,10 +255,10 @@ class TracingNFA(ReferenceNFA):
 
     def _leaves(self, node: ir.Expr, event: Event, stages: Stages) -> list[Condition]:
         """The leaf conditions under `and`/`or` that decide `node`'s value."""
-        value = self.evaluator.eval(node, event, stages)
+        value = self.evaluator.evaluate(node, event, stages)
         if isinstance(node, ir.Op) and node.op in ("and", "or"):
             # An `and` is decided by its false (else null) operands, an `or` by its true ones.
-            pairs = [(a, self.evaluator.eval(a, event, stages)) for a in node.args]
+            pairs = [(a, self.evaluator.evaluate(a, event, stages)) for a in node.args]
             deciding: Value = node.op == "or"
             if value is not deciding:  # every operand counted (or the nulls did it)
                 deciding = None if value is None else value
@@ -282,7 +282,7 @@ class TracingNFA(ReferenceNFA):
             if isinstance(sub, ir.Op) and sub not in operands:
                 continue
             text = expression(self.program, sub)
-            out.setdefault(text, self.format(self.evaluator.eval(sub, event, stages), sub.type))
+            out.setdefault(text, self.format(self.evaluator.evaluate(sub, event, stages), sub.type))
         return tuple(out.items())
 
     def format(self, value: Value, type_: ir.Type) -> str:
