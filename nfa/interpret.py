@@ -63,7 +63,9 @@ class Evaluator:
     def truth(self, expr: ir.Expr, event: Event | None, stages: Sequence[Sequence[Event]]) -> bool:
         return self.evaluate(expr, event, stages) is True
 
-    def evaluate(self, expr: ir.Expr, event: Event | None, stages: Sequence[Sequence[Event]]) -> Value:
+    def evaluate(
+        self, expr: ir.Expr, event: Event | None, stages: Sequence[Sequence[Event]]
+    ) -> Value:
         if isinstance(expr, ir.Const):
             if expr.type is ir.Type.STRING:
                 return self.pool.intern(str(expr.value))

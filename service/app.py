@@ -46,18 +46,15 @@ from cep.parser import parse_duration
 from nfa.batch import EventBatch
 from nfa.program import Schema
 from nfa.reference import EngineConfig, ReferenceEngine
-from nfa.results import EngineOutput, Match
 from nfa.rowpattern_rule import SqlProgram
-from service.alerts import encode
 from service.config import ServiceConfig
 from service.metrics import Metrics
+from service.outputs import OFFSET_BITS, OutputsMixin
 from service.partition import EngineKind, EngineKindOf, PartitionState, new_partition
-from service.rule_alerts import MixedKind, RuleProgram, rule_alert
+from service.rule_alerts import MixedKind, RuleProgram
 from service.state import Checkpoint, CheckpointStore, RedisCheckpointStore
 
 log = logging.getLogger("cep.service")
-OFFSET_BITS = 44
-Headers = list[tuple[str, str | bytes | None]]
 
 
 def engine_kind(name: str, schema: Schema, sql_programs: Sequence[SqlProgram] = ()) -> EngineKind:
@@ -82,7 +79,7 @@ def encode_seq(input_index: int, offset: int) -> int:
     return (input_index << OFFSET_BITS) | offset
 
 
-class Service:
+class Service(OutputsMixin):
     """A running daemon; `run_once` is one loop iteration, so tests can drive it."""
 
     def __init__(
@@ -400,72 +397,6 @@ class Service:
                 if output.matches or output.timeouts:
                     state.dirty = True
                 self._emit(state, output, {})
-
-    # ------------------------------------------------------------------ outputs
-    def _emit(self, state: PartitionState, output: EngineOutput, raw: dict[int, Message]) -> None:
-        for late in output.late:
-            stream = self.schema.streams[late.stream].name
-            self.metrics.events_late.labels(stream).inc()
-            message = raw.get(late.seq)
-            if message is not None:
-                headers: Headers = [
-                    ("cep.watermark", str(late.watermark).encode()),
-                    *self._origin(message),
-                ]
-                self.producer.produce(
-                    self.config.late_topic_for(stream),
-                    message.value(),
-                    message.key(),
-                    headers=headers,
-                )
-        for match in output.matches:
-            self._produce_match(state, match, timed_out=False)
-        for match in output.timeouts:
-            self._produce_match(state, match, timed_out=True)
-
-    def _produce_match(self, state: PartitionState, match: Match, timed_out: bool) -> None:
-        program = self.rules[match.rule]
-        name = program.info.name
-        spec = program.on_timeout if timed_out else program.emit
-        if spec is None:
-            return
-        cooldown = self.cooldown_ms[match.rule]
-        if cooldown and not timed_out:
-            if match.time < state.cooldown_until.get((match.rule, match.key), -(2**62)):
-                self.metrics.alerts_suppressed.labels(name).inc()
-                return
-            state.cooldown_until[(match.rule, match.key)] = match.time + cooldown
-        key = state.keys.value(match.key)
-        document = rule_alert(match, program, key, lambda seq: self._event_id(seq, state.number))
-        settings = self.config.rule_settings.get(name)
-        topic = self.config.shadow_topic if settings and settings.shadow else spec.topic
-        (self.metrics.timeouts if timed_out else self.metrics.alerts).labels(name).inc()
-        self.producer.produce(topic, encode(document), key.encode())
-        if not timed_out:  # event time to emit, on the wall clock
-            self.metrics.alert_latency_seconds.observe(max(0.0, self.clock() - match.time / 1000))
-        if self.on_alert is not None:
-            self.on_alert(document)
-
-    def _event_id(self, seq: int, partition: int) -> str:
-        topic = self.topics[seq >> OFFSET_BITS]
-        return f"{topic}/{partition}/{seq & ((1 << OFFSET_BITS) - 1)}"
-
-    def _origin(self, message: Message) -> Headers:
-        return [
-            ("cep.source.topic", (message.topic() or "").encode()),
-            ("cep.source.partition", str(message.partition()).encode()),
-            ("cep.source.offset", str(message.offset()).encode()),
-        ]
-
-    def _dead_letter(self, message: Message, reason: str) -> None:
-        value = message.value() or b""
-        limit = self.config.max_message_bytes
-        headers: Headers = [("cep.error", reason.encode()), *self._origin(message)]
-        if len(value) > limit:
-            headers.append(("cep.truncated", b"true"))
-            value = value[:limit]
-        self.producer.produce(self.config.dead_letter_topic, value, message.key(), headers=headers)
-        self.metrics.dead_letters.labels(message.topic() or "").inc()
 
     def close(self) -> None:
         try:

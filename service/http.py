@@ -311,7 +311,7 @@ class ServiceBackend:
     def _describe(
         self, service: Service, program: Program, state: PartitionState, number: int, run: Any
     ) -> dict[str, object]:
-        from service.app import OFFSET_BITS
+        from service.outputs import OFFSET_BITS
 
         schema = program.schema
         events = []

@@ -22,7 +22,6 @@ from cep.parser import parse_text
 from nfa.batch import StringPool, batch_from_records
 from nfa.engine import Engine
 from nfa.reference import ReferenceEngine
-from service.app import OFFSET_BITS
 from service.collectors import (
     LoopCalls,
     PartialRun,
@@ -35,6 +34,7 @@ from service.config import config_from_mapping
 from service.http import HttpError, OpsServer, ServiceBackend
 from service.logs import Masker
 from service.metrics import Metrics
+from service.outputs import OFFSET_BITS
 
 RULES = """
 stream txns key card_id time ts out_of_order 0s
