@@ -68,6 +68,27 @@ def peak_rss_mb() -> float:
     return round(peak / 1024 if sys.platform != "darwin" else peak / 2**20, 1)
 
 
+def rss_mb() -> float:
+    """Resident memory of this process now, in MiB (Linux; 0 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def reset_peak_rss() -> bool:
+    """Restart the peak-memory count from the current RSS (Linux `clear_refs`), so that a
+    later `peak_rss_mb` is the peak of what ran since; False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def report(workload: str, figures: dict[str, Any]) -> dict[str, Any]:
     document = {
         "workload": workload,

@@ -32,7 +32,8 @@ from service.fastjson import (
     X_KEY,
     X_STRING,
 )
-from service.fastjson_plan import KernelPlan, StringTables
+from service.fastjson_plan import KernelPlan
+from service.fastjson_strings import KEYS, POOL, StringTables
 
 I64 = npt.NDArray[np.int64]
 
@@ -231,9 +232,10 @@ class ReferenceDecoder:
 class StreamDecoder(ReferenceDecoder):
     """Decodes one stream's JSON values with the Numba kernel; same results as the reference.
 
-    Keeps per-decoder string tables (bytes → pool id) so that after warm-up strings are
-    resolved in the kernel; a string field whose values are almost all new (event ids) is
-    not cached, to keep the tables small, and is retried every `RETRY_BATCHES` batches.
+    Keeps a per-decoder string table (bytes → pool ids) so that after warm-up strings are
+    resolved in the kernel; a string field whose values are almost all new (event ids)
+    stops being cached when it fills the table, and is retried every `RETRY_BATCHES`
+    batches.
     """
 
     RETRY_BATCHES = 256
@@ -258,13 +260,15 @@ class StreamDecoder(ReferenceDecoder):
         n = len(values)
         status = np.zeros(n, np.int64)
         reasons: dict[int, str] = {}
-        if None in values:
+        try:  # faster than looking for None first, which costs a comparison per value
+            raw = b"".join(values)  # type: ignore[arg-type]
+        except TypeError:
             for i, value in enumerate(values):
                 if value is None:
                     status[i] = SKIPPED
                     reasons[i] = "empty value"
-            values = [v or b"" for v in values]
-        raw = b"".join(values)  # type: ignore[arg-type]
+            values = [b"" if v is None else v for v in values]
+            raw = b"".join(values)  # type: ignore[arg-type]
         lengths = np.fromiter(map(len, values), np.int64, n)  # type: ignore[arg-type]
         for i in np.flatnonzero(lengths > self.max_bytes).tolist():
             status[i] = SKIPPED
@@ -301,27 +305,18 @@ class StreamDecoder(ReferenceDecoder):
 
     def _intern_new(self, ints: I64, key: I64) -> None:
         """Intern the strings the kernel had not seen; replace their provisional ids."""
-        tables, plan = self.tables, self.plan
-        count = int(tables.state[2])
         self._batches += 1
-        plan.update_cache(self._batches % self.RETRY_BATCHES == 0)
-        if count == 0:
+        if self._batches % self.RETRY_BATCHES == 0:
+            self.plan.retry_cache()
+        texts, roles, slots = self.tables.new_strings()
+        if not texts:
             return
-        start, stop = tables.batch_start, int(tables.state[0]) - 1
-        texts = tables.arena[start:stop].tobytes().decode().split("\n")
-        tags = tables.new_table[:count]
-        intern, intern_key = self.pool.intern, self.keys.intern
-        if tags.any():
-            ids = [intern_key(t) if k else intern(t) for t, k in zip(texts, tags.tolist(), strict=True)]  # fmt: skip
-        else:
-            ids = list(map(intern, texts))
-        new_ids = np.asarray(ids, np.int64)
-        slots = tables.new_slot[:count]
-        cached = slots >= 0
-        tables.ids[tags[cached], slots[cached]] = new_ids[cached]
-        for slot in plan.string_slots:
-            _resolve(ints[slot], new_ids)
-        _resolve(key, new_ids)
+        pool_ids = _intern_all(self.pool, texts, roles & POOL != 0)
+        key_ids = _intern_all(self.keys, texts, roles & KEYS != 0)
+        self.tables.learn(roles, slots, pool_ids, key_ids)
+        for slot in self.plan.string_slots:
+            _resolve(ints[slot], pool_ids)
+        _resolve(key, key_ids)
 
     def _fixups(
         self,
@@ -381,6 +376,17 @@ class StreamDecoder(ReferenceDecoder):
         ints[:, accepted] = batch.ints
         valid[:, accepted] = batch.valid
         key[accepted] = batch.key
+
+
+def _intern_all(pool: StringPool, texts: list[str], wanted: npt.NDArray[np.bool_]) -> I64:
+    """The ids of the wanted texts in `pool` (interned now), 0 for the others."""
+    if wanted.all():
+        return np.fromiter(map(pool.intern, texts), np.int64, len(texts))
+    ids = np.zeros(len(texts), np.int64)
+    if wanted.any():
+        rows = np.flatnonzero(wanted)
+        ids[rows] = [pool.intern(texts[i]) for i in rows.tolist()]
+    return ids
 
 
 def _resolve(column: I64, new_ids: I64) -> None:

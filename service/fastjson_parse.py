@@ -11,12 +11,11 @@ through the reference decoder instead.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
-from numba import carray, njit, types  # type: ignore[attr-defined]
-from numba.extending import intrinsic
+from numba import njit
+
+from service.fastjson_intrinsics import load64, trailing_zeros, word
 
 U8 = npt.NDArray[np.uint8]
 
@@ -51,6 +50,10 @@ F_BIG = 2  # an integer outside the int64 range
 MAX_DEPTH = 500
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
+_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+_ONES = np.uint64(0x0101010101010101)
+_HIGH = np.uint64(0x8080808080808080)
 _POW10 = np.array([10.0**i for i in range(23)], np.float64)
 _PLAIN = np.zeros(256, np.bool_)  # bytes a string may hold as they are
 _PLAIN[32:128] = True
@@ -65,7 +68,7 @@ for _i, _c in enumerate(b"ABCDEF"):
     _HEX[_c] = 10 + _i
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def skip_ws(buf: U8, p: int, end: int) -> int:
     """The first position at or after p that is not JSON whitespace."""
     while p < end:
@@ -76,32 +79,46 @@ def skip_ws(buf: U8, p: int, end: int) -> int:
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def hash_bytes(buf: U8, s: int, e: int) -> np.uint64:
-    """A 64-bit hash of buf[s:e], eight bytes per multiply (FNV-style, with a final mix)."""
+    """A 64-bit hash of buf[s:e], eight bytes per multiply (FNV-style), then MurmurHash3's
+    finalizer so that the low bits, which pick a table slot, depend on every byte."""
     h = FNV_OFFSET ^ np.uint64(e - s)
     j = s
     while j + 8 <= e:
-        w = np.uint64(0)
-        for b in range(8):
-            w |= np.uint64(buf[j + b]) << np.uint64(8 * b)
-        h = (h ^ w) * FNV_PRIME
+        h = (h ^ load64(buf, j)) * FNV_PRIME
         h ^= h >> np.uint64(29)
         j += 8
-    w = np.uint64(0)
-    for b in range(e - j):
-        w |= np.uint64(buf[j + b]) << np.uint64(8 * b)
-    h = (h ^ w) * FNV_PRIME
-    h ^= h >> np.uint64(32)
-    return h
+    h = (h ^ word(buf, j, e)) * FNV_PRIME
+    h = (h ^ (h >> np.uint64(33))) * _MIX1
+    h = (h ^ (h >> np.uint64(33))) * _MIX2
+    return h ^ (h >> np.uint64(33))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def special_bytes(w: np.uint64) -> np.uint64:
+    """Bit 7 of each byte of w that a string cannot hold as it is (quote, backslash,
+    control, non-ASCII); exact for the lowest such byte, which is all the caller uses
+    (a borrow can only flag bytes above a flagged one)."""
+    quote, backslash = w ^ (_ONES * np.uint64(34)), w ^ (_ONES * np.uint64(92))
+    m = (w - _ONES * np.uint64(32)) & ~w
+    m |= (quote - _ONES) & ~quote
+    m |= (backslash - _ONES) & ~backslash
+    return (m | w) & _HIGH
+
+
+@njit(cache=True, inline="always")
 def scan_string(buf: U8, p: int, end: int) -> tuple[int, int]:
     """Validate the string starting at the quote at p: (end after the quote, S_* flags)."""
     flags = 0
     p += 1
     while p < end:
+        if p + 8 <= end:  # eight bytes at a time up to the first that needs a look
+            m = special_bytes(load64(buf, p))
+            if m == 0:
+                p += 8
+                continue
+            p += np.int64(trailing_zeros(m) >> np.uint64(3))  # type: ignore[assignment]
         c = buf[p]
         if _PLAIN[c]:
             p += 1
@@ -159,7 +176,7 @@ def scan_string(buf: U8, p: int, end: int) -> tuple[int, int]:
     return E_EOF, flags
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def scan_number(buf: U8, p: int, end: int) -> tuple[int, int, int, float, int]:
     """Parse the number at p: (end, N_INT or N_FLOAT, int value, float value, F_* flags).
 
@@ -339,20 +356,3 @@ def skip_value(buf: U8, p: int, end: int, stack: U8) -> int:
                     return E_CHAR
                 p += 1
             break
-
-
-@intrinsic
-def _address(typingctx: Any, addr: Any, like: Any) -> Any:
-    """The integer address `addr` as a pointer to `like`'s dtype (for `unmanaged`)."""
-    sig = types.CPointer(like.dtype)(types.intp, like)  # type: ignore[no-untyped-call]
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
-
-    return sig, codegen
-
-
-@njit(cache=True)
-def unmanaged(array: Any) -> Any:
-    """A view of `array` without a reference count (the caller keeps `array` alive)."""
-    return carray(_address(array.ctypes.data, array), array.shape)  # type: ignore[call-arg]

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
+from numba.core.registry import CPUDispatcher as Dispatcher
 
 from nfa.expr import Type
 from nfa.program import Column, Schema
-from service import fastjson_parse, fastjson_time
+from service import fastjson, fastjson_intrinsics, fastjson_parse, fastjson_strings, fastjson_time
 from service.fastjson import (
-    EMPTY,
     KIND_NAMES,
+    MAX_KEYS,
     R_JSON,
     R_MISSING,
     R_TYPE,
@@ -36,6 +37,7 @@ from service.fastjson import (
     scan_batch,
 )
 from service.fastjson_parse import ERROR_TEXT, MAX_DEPTH
+from service.fastjson_strings import StringTables
 
 _TYPE_CODES = {
     Type.FLOAT: T_FLOAT,
@@ -51,55 +53,7 @@ _EXPECTED = {
     Type.STRING: "a string",
 }
 MIN_SAMPLE = 4096  # lookups of a field before judging whether caching it pays
-NEW_RATIO = 0.9  # uncache a field when more of its values than this are new
-
-
-class StringTables:
-    """Two byte-string → id hash tables (0: the string pool, 1: the key pool), one arena.
-
-    Open addressing with linear probing; `length` -1 marks an empty slot. Entries compare
-    by bytes, so a hash collision costs a probe, never a wrong id. When a table would grow
-    past `max_entries` it is cleared: the pools still hold every string, so the next
-    sighting just interns again.
-    """
-
-    def __init__(self, capacity: int = 1 << 12, max_entries: int = 1 << 21) -> None:
-        self.max_entries = max_entries
-        self.reset(capacity)
-
-    def reset(self, capacity: int) -> None:
-        self.hash = np.zeros((2, capacity), np.uint64)
-        self.ids = np.zeros((2, capacity), np.int64)
-        self.start = np.zeros((2, capacity), np.int64)
-        self.length = np.full((2, capacity), EMPTY, np.int64)
-        self.arena = np.zeros(1 << 16, np.uint8)
-        self.state = np.zeros(4, np.int64)  # arena fill, entries, new strings this batch
-        self.new_slot = np.zeros(0, np.int64)  # per new string: its table slot or -1
-        self.new_table = np.zeros(0, np.int64)  # per new string: 0 pool, 1 keys
-        self.batch_start = 0  # arena fill when the batch began
-
-    def prepare(self, max_new: int, max_bytes: int) -> None:
-        """Make room for a batch that may add `max_new` strings of `max_bytes` in total."""
-        capacity = self.hash.shape[1]
-        needed = int(self.state[1]) + max_new
-        if needed * 2 > capacity:
-            if needed > self.max_entries:
-                self.reset(capacity)
-            else:
-                self.reset(1 << (needed * 2).bit_length())
-        fill = int(self.state[0])
-        if len(self.arena) - fill < max_bytes + max_new:
-            if fill > self.max_entries * 64:
-                self.reset(capacity)
-                fill = 0
-            grown = np.zeros(max(2 * len(self.arena), 2 * (fill + max_bytes + max_new)), np.uint8)
-            grown[:fill] = self.arena[:fill]
-            self.arena = grown
-        self.state[2] = 0
-        self.batch_start = int(self.state[0])
-        if len(self.new_slot) < max_new:
-            self.new_slot = np.zeros(max_new, np.int64)
-            self.new_table = np.zeros(max_new, np.int64)
+NEW_RATIO = 0.9  # at a table clear, uncache a field when more of its values were new
 
 
 class KernelPlan:
@@ -142,6 +96,11 @@ class KernelPlan:
         self.cached = np.ones(max(k, 1), np.bool_)
         self.stats = np.zeros((max(k, 1), 2), np.int64)  # per field: hits, misses
         self.stack = np.zeros(MAX_DEPTH + 1, np.uint8)
+        self.work = np.zeros((5, max(k, 1)), np.int64)
+        self.todo = np.zeros((0, 5), np.int64)
+        self.reasons = np.zeros((0, 4), np.int64)
+        self.work_float = np.zeros(max(k, 1), np.float64)
+        self.key_work = np.zeros((2, MAX_KEYS, 3), np.int64)
         self.fix = np.zeros((0, 5), np.int64)
 
     def scan(
@@ -158,8 +117,13 @@ class KernelPlan:
         ints = np.zeros((schema.n_int, n), np.int64)
         valid = np.zeros((len(schema.columns), n), np.bool_)
         key = np.zeros(n, np.int64)
-        reason = np.zeros((n, 4), np.int64)
-        tables.prepare(n * (len(self.string_fields) + 1), 2 * len(buf))
+        if len(self.reasons) < n:  # written by the kernel for each message it rejects
+            self.reasons = np.empty((n, 4), np.int64)
+        reason = self.reasons[:n]
+        if tables.prepare(n * (len(self.string_fields) + 1), 2 * len(buf)):
+            self._judge_fields()
+        if len(self.todo) < n * len(self.string_fields):
+            self.todo = np.zeros((n * len(self.string_fields), 5), np.int64)
         if len(self.fix) < n * (len(self.fields) + 1):
             self.fix = np.zeros((n * (len(self.fields) + 1), 5), np.int64)
         n_fix = scan_batch(
@@ -175,32 +139,43 @@ class KernelPlan:
             ints,
             valid,
             key,
-            tables.hash,
-            tables.ids,
-            tables.start,
-            tables.length,
+            tables.rows,
+            tables.row_bytes,
             tables.arena,
+            tables.fresh,
             tables.state,
             tables.new_slot,
-            tables.new_table,
+            tables.new_roles,
             self.fix,
             reason,
             self.stats,
             self.stack,
+            self.work,
+            self.work_float,
+            self.key_work,
+            self.todo,
         )
         return floats, ints, valid, key, self.fix[:n_fix], reason
 
-    def update_cache(self, retry: bool) -> None:
-        """Stop caching string fields whose values are nearly all new; retry now and then."""
-        if retry:
-            self.cached[:] = True
-            self.stats[:] = 0
-            return
+    def _judge_fields(self) -> None:
+        """The string table filled up: stop caching the fields that filled it.
+
+        A field whose values were nearly all new since the last clear (an event id) only
+        evicts the recurring ones (cards, merchants). Judged when the table is full, not
+        after a fixed number of lookups, so that a field with many recurring values (100k
+        cards) has had the time to repeat them.
+        """
         for f in self.string_fields:
             hits, misses = self.stats[f]
             if self.cached[f] and hits + misses >= MIN_SAMPLE:
                 self.cached[f] = misses <= NEW_RATIO * (hits + misses)
-                self.stats[f] = 0
+        self.stats[:] = 0
+
+    def retry_cache(self) -> None:
+        """Cache every string field again (values can change character over time), judged
+        afresh at the next clear."""
+        self.cached[:] = True
+        self.stats[:] = 0
 
     def reason(self, raw: bytes, code: npt.NDArray[np.int64]) -> str:
         """The text of a rejection the kernel coded as (code, field, a, b)."""
@@ -219,23 +194,28 @@ class KernelPlan:
 
 
 def _invalidate_stale_cache() -> None:
-    """Drop the cached kernel when its helper modules changed since it was compiled.
+    """Drop the kernel's cached machine code when any of its modules changed.
 
-    Numba keys a function's on-disk cache on its own file only, so the cached `scan_batch`
-    would keep using old helpers from fastjson_parse.py or fastjson_time.py after an edit there.
+    Numba keys a function's on-disk cache on its own file only, but a cached function
+    contains the helpers it inlined or linked from the other fastjson_* modules: after an
+    edit there it would keep the old ones. So every jitted function of these modules is
+    recompiled when their sources, taken together, change.
     """
     cache = getattr(scan_batch, "_cache", None)
     folder = getattr(cache, "_cache_path", None)
     if cache is None or folder is None:
         return
-    sources = (fastjson_parse.__file__, fastjson_time.__file__)
-    digest = hashlib.sha256(b"".join(Path(s).read_bytes() for s in sources)).hexdigest()
+    modules = (fastjson, fastjson_intrinsics, fastjson_parse, fastjson_strings, fastjson_time)
+    digest = hashlib.sha256(b"".join(Path(str(m.__file__)).read_bytes() for m in modules))
     stamp = Path(folder) / "fastjson_helpers.sha256"
     try:
-        if stamp.exists() and stamp.read_text() == digest:
+        if stamp.exists() and stamp.read_text() == digest.hexdigest():
             return
-        cache.flush()
-        stamp.write_text(digest)
+        for module in modules:
+            for value in vars(module).values():
+                if isinstance(value, Dispatcher) and value.__module__ == module.__name__:
+                    value._cache.flush()  # type: ignore[attr-defined]
+        stamp.write_text(digest.hexdigest())
     except OSError:  # a read-only cache folder: numba then does not cache either
         return
 
