@@ -14,7 +14,7 @@ from typing import Any
 from cep import ast
 from cep.automaton import AutomatonBuilder
 from cep.checks import run_checks, stages_of
-from cep.errors import Diagnostic, RuleCheckError, Severity
+from cep.errors import Diagnostic, RuleCheckError, Severity, Span
 from cep.flatten import flatten
 from cep.lower import Lowerer, Scope
 from cep.plans import Consuming, GroupPlan, Plan, StagePlan, atom
@@ -33,14 +33,28 @@ _SKIPS = {
 DEFAULT_ALERT_TOPIC = "cep.alerts"
 
 
+@dataclass(frozen=True, slots=True)
+class EngineChoice:
+    """Which engine runs a SQL rule and why (`cep.sql.nfa_subset`): `engine` is "nfa" (an
+    ordinary program, as DSL rules) or "row-pattern"; `span` points at the reason."""
+
+    rule: str
+    engine: str
+    reason: str
+    span: Span
+
+
 @dataclass(frozen=True)
 class CompiledRules:
-    """NFA programs of DSL rules, and (filled by `cep.loader`) the SQL rules' programs."""
+    """NFA programs of DSL rules, and (filled by `cep.loader`) the SQL rules' programs:
+    those in the NFA subset among `programs`, after the DSL ones; the rest in
+    `sql_programs`. `engines` says, per SQL rule, which engine runs it and why."""
 
     schema: Schema
     programs: tuple[Program, ...]
     warnings: tuple[Diagnostic, ...]
     sql_programs: tuple[SqlProgram, ...] = ()
+    engines: tuple[EngineChoice, ...] = ()
 
     @property
     def rules(self) -> tuple[Program | SqlProgram, ...]:
@@ -52,6 +66,10 @@ class CompiledRules:
             if program.info.name == name:
                 return program
         raise KeyError(name)
+
+    def engine(self, name: str) -> EngineChoice | None:
+        """The engine choice of SQL rule `name`; None for a DSL rule (or no such rule)."""
+        return next((c for c in self.engines if c.rule == name), None)
 
 
 def build_schema(streams: tuple[ast.StreamDecl, ...]) -> Schema:
@@ -81,7 +99,7 @@ def compile_rules(rule_file: ast.RuleFile, sources: dict[str, str] | None = None
     consts = {c.name: c for c in rule_file.consts}
     programs = []
     for rule in rule_file.rules:
-        program = _compile_rule(rule, schema, consts, diagnostics)
+        program = compile_rule(rule, schema, consts, diagnostics)
         if program is not None:
             programs.append(program)
     if any(d.severity is Severity.ERROR for d in diagnostics):
@@ -89,9 +107,11 @@ def compile_rules(rule_file: ast.RuleFile, sources: dict[str, str] | None = None
     return CompiledRules(schema, tuple(programs), tuple(diagnostics))
 
 
-def _compile_rule(
+def compile_rule(
     rule: ast.Rule, schema: Schema, consts: dict[str, ast.ConstDecl], out: list[Diagnostic]
 ) -> Program | None:
+    """One checked rule's program; lowering problems go to `out`. The SQL front end
+    (`cep.sql.nfa_subset`) compiles the rules it translates here too."""
     assert rule.pattern is not None  # checked
     stages = [stage for _, stage in stages_of(rule.pattern)]
     stage_index = {s.name: i for i, s in enumerate(stages)}

@@ -17,6 +17,7 @@ class Severity(enum.Enum):
 
     ERROR = "error"
     WARNING = "warning"
+    NOTE = "note"  # information, such as which engine runs a SQL rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +121,7 @@ def error(code: str, span: Span, message: str) -> Diagnostic:
 
 def warning(code: str, span: Span, message: str) -> Diagnostic:
     return Diagnostic(code, Severity.WARNING, span, message)
+
+
+def note(code: str, span: Span, message: str) -> Diagnostic:
+    return Diagnostic(code, Severity.NOTE, span, message)

@@ -5,7 +5,8 @@ Errors of every file are collected and raised together. A DSL or SQL file keeps 
 in a sidecar YAML file named after it (`card_testing.cep` -> `card_testing.tests.yaml`, a
 file with a `tests:` list); a YAML rule file keeps them in its own `tests:` section. SQL
 rules (`.sql` files, YAML `sql:` fields) are compiled after the DSL rules, against the
-streams all files declare, into `CompiledRules.sql_programs`.
+streams all files declare: those in the NFA subset (`cep.sql.nfa_subset`) into
+`CompiledRules.programs`, after the DSL rules, the others into `CompiledRules.sql_programs`.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ class LoadedRules:
     tests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (file, test)
     sql_rules: list[SqlRule] = field(default_factory=list)
 
-    def compile(self) -> CompiledRules:
-        """Compile DSL and SQL rules; raise one `RuleCheckError` with both kinds' errors."""
+    def compile(self, sql_on_nfa: bool = True) -> CompiledRules:
+        """Compile DSL and SQL rules; raise one `RuleCheckError` with both kinds' errors.
+
+        `sql_on_nfa` False keeps every SQL rule on the row-pattern engine (for its tests).
+        """
         try:
             compiled = compile_rules(self.rule_file, self.sources)
         except CepError as exc:
@@ -48,10 +52,16 @@ class LoadedRules:
         if not self.sql_rules:
             return compiled
         taken = [p.info.name for p in compiled.programs]
-        programs, diagnostics = compile_sql_rules(self.sql_rules, compiled.schema, taken)
-        if diagnostics:
-            raise RuleCheckError([*compiled.warnings, *diagnostics], self.sources)
-        return replace(compiled, sql_programs=tuple(programs))
+        sql = compile_sql_rules(self.sql_rules, compiled.schema, taken, sql_on_nfa)
+        if sql.diagnostics:
+            raise RuleCheckError([*compiled.warnings, *sql.diagnostics], self.sources)
+        return replace(
+            compiled,
+            programs=(*compiled.programs, *sql.programs),
+            warnings=(*compiled.warnings, *sql.notes),
+            sql_programs=tuple(sql.sql_programs),
+            engines=tuple(sql.engines),
+        )
 
 
 def _sql_diagnostics(rule_file: ast.RuleFile, rules: list[SqlRule]) -> list[Diagnostic]:
@@ -60,7 +70,7 @@ def _sql_diagnostics(rule_file: ast.RuleFile, rules: list[SqlRule]) -> list[Diag
         schema = build_schema(rule_file.streams)
     except Exception:  # broken declarations were reported already
         return []
-    return compile_sql_rules(rules, schema, [r.name for r in rule_file.rules])[1]
+    return compile_sql_rules(rules, schema, [r.name for r in rule_file.rules]).diagnostics
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:

@@ -5,17 +5,25 @@ A rule's query reads one declared stream (`FROM txns`); its columns are the stre
 per key and in event-time order, so PARTITION BY must be the stream's key field and ORDER
 BY (optional) its time field, ascending; a rule emits one alert per match, so it uses ONE
 ROW PER MATCH. Every problem is reported with the span of the offending text (E23x).
+
+A rule in the NFA subset (`cep.sql.nfa_subset`: its SQL meaning provably equals FlinkCEP's)
+becomes an ordinary `nfa.program.Program`, run like a DSL rule; the others become
+`SqlProgram`s for the row-pattern engine. Each rule gets a note (I240 / I241) saying which
+engine runs it and why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from cep.errors import CepError, Diagnostic, error
+from cep.compiler import EngineChoice
+from cep.errors import CepError, Diagnostic, error, note
 from cep.sql import ast
 from cep.sql.compiler import CompiledMatchRecognize, ExprCompiler, compile_match_recognize
+from cep.sql.nfa_subset import NFA_ENGINE, nfa_program
 from cep.sql.rules import SqlRule
-from nfa.program import OutputSpec, RuleInfo, Schema, StreamSchema
+from nfa.program import OutputSpec, Program, RuleInfo, Schema, StreamSchema
 from nfa.rowpattern_expr import RExpr, RType
 from nfa.rowpattern_rule import FIELD_TYPES, SqlProgram
 
@@ -28,16 +36,29 @@ _SQL_TYPES = {
 }
 
 
+@dataclass
+class SqlRules:
+    """The compiled SQL rules: NFA `programs` (the subset), `sql_programs` (the rest), the
+    engine choice of each and its note, and the problems found."""
+
+    programs: list[Program] = field(default_factory=list)
+    sql_programs: list[SqlProgram] = field(default_factory=list)
+    engines: list[EngineChoice] = field(default_factory=list)
+    notes: list[Diagnostic] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
 def compile_sql_rules(
-    rules: Sequence[SqlRule], schema: Schema, taken: Iterable[str] = ()
-) -> tuple[list[SqlProgram], list[Diagnostic]]:
-    """The programs of the rules that compile, and every problem found.
+    rules: Sequence[SqlRule], schema: Schema, taken: Iterable[str] = (), nfa: bool = True
+) -> SqlRules:
+    """Compile every rule; collect every problem.
 
     `taken` are the names of the DSL rules: a rule name is unique across both kinds.
+    `nfa` False keeps every rule on the row-pattern engine (tests of that engine).
     """
     names = set(taken)
-    programs: list[SqlProgram] = []
-    out: list[Diagnostic] = []
+    result = SqlRules()
+    out = result.diagnostics
     for rule in rules:
         if rule.name in names:
             out.append(error("E235", rule.span, f"rule `{rule.name}` is declared twice"))
@@ -46,9 +67,25 @@ def compile_sql_rules(
         if rule.version < 1:
             out.append(error("E230", rule.span, "a rule's version starts at 1"))
         program = _compile(rule, schema, out)
-        if program is not None:
-            programs.append(program)
-    return programs, out
+        if program is None:
+            continue
+        nfa_rule, choice = nfa_program(rule, program.stream, schema) if nfa else (None, None)
+        if nfa_rule is not None and choice is not None:
+            result.programs.append(nfa_rule)
+        else:
+            result.sql_programs.append(program)
+        if choice is not None:
+            result.engines.append(choice)
+            result.notes.append(_note(choice))
+    return result
+
+
+def _note(choice: EngineChoice) -> Diagnostic:
+    if choice.engine == NFA_ENGINE:
+        message = f"SQL rule `{choice.rule}` runs on the NFA engine, as DSL rules do: "
+        return note("I240", choice.span, message + choice.reason)
+    message = f"SQL rule `{choice.rule}` runs on the row-pattern engine: {choice.reason}"
+    return note("I241", choice.span, message)
 
 
 def _compile(rule: SqlRule, schema: Schema, out: list[Diagnostic]) -> SqlProgram | None:

@@ -16,7 +16,7 @@ from nfa.reference import ReferenceEngine
 from nfa.results import EngineOutput
 from service.app import engine_kind
 from service.cli import main
-from service.partition import new_partition
+from service.partition import RuleSetIdentity, new_partition
 from service.replay import replay
 from service.rule_alerts import rule_alert
 from service.ruletest import run_rule_tests
@@ -46,7 +46,7 @@ SELECT * FROM txns MATCH_RECOGNIZE (
   ORDER BY ts
   MEASURES count(S.*) AS smalls, B.amount AS amount
   PATTERN (S{2,} B) WITHIN INTERVAL '10' MINUTE
-  DEFINE S AS S.amount < 5, B AS B.amount > 500
+  DEFINE S AS S.amount < 600, B AS B.amount > 500
 );
 
 -- rule: sql_disabled
@@ -108,9 +108,12 @@ def rules_dir(tmp_path: Path) -> Path:
 
 def test_loaded_rules_hold_both_kinds(rules_dir: Path) -> None:
     compiled = load_paths([rules_dir]).compile()
-    assert [p.info.name for p in compiled.programs] == ["dsl_big"]
-    names = [p.info.name for p in compiled.sql_programs]
-    assert sorted(names) == ["sql_disabled", "sql_testing", "yaml_sql"]
+    # S and B overlap (600 > 500): sql_testing stays on the row-pattern engine; the other
+    # two SQL rules are in the NFA subset and compile to programs after the DSL rule.
+    assert [p.info.name for p in compiled.programs] == ["dsl_big", "sql_disabled", "yaml_sql"]
+    assert [p.info.name for p in compiled.sql_programs] == ["sql_testing"]
+    engines = {c.rule: c.engine for c in compiled.engines}
+    assert engines == {"sql_testing": "row-pattern", "sql_disabled": "nfa", "yaml_sql": "nfa"}
     testing = next(p for p in compiled.sql_programs if p.info.name == "sql_testing")
     assert testing.info.version == 3 and testing.info.severity == "high"
     assert testing.info.labels == ("card", "testing") and testing.emit.topic == "fraud.alerts"
@@ -129,7 +132,7 @@ def test_cep_check_accepts(rules_dir: Path, capsys: pytest.CaptureFixture[str]) 
         ("FROM txns", "FROM txnx", "E231", "txnx"),
         ("PARTITION BY card_id\n  ORDER", "PARTITION BY amount\n  ORDER", "E232", "amount"),
         ("ORDER BY ts\n  MEASURES", "ORDER BY amount\n  MEASURES", "E233", "amount"),
-        ("S.amount < 5", "S.amont < 5", "E212", "S.amont"),
+        ("S.amount < 600", "S.amont < 600", "E212", "S.amont"),
         ("PATTERN (S{2,} B)", "PATTERN (S{2,} B", "E201", "'10'"),
         ("-- version: 3", "-- versio: 3", "E230", "-- versio"),
     ],
@@ -198,7 +201,7 @@ EVENTS = [
 def test_cep_replay_runs_sql_rules(rules_dir: Path, tmp_path: Path, engine: str) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(json.dumps({"stream": "txns", **e}) for e in EVENTS))
-    if engine == "numba":  # no DSL rule: the SQL rules alone, no kernel to build
+    if engine == "numba":  # no DSL rule: the SQL rules alone
         (rules_dir / "streams.cep").write_text(STREAMS.split("rule dsl_big")[0])
     report = replay([rules_dir], [events], engine)
     by_rule: dict[str, list[dict[str, Any]]] = {}
@@ -250,12 +253,13 @@ def test_daemon_builds_and_restores_a_mixed_engine(rules_dir: Path) -> None:
     compiled = load_paths([rules_dir]).compile()
     kind = engine_kind("reference", compiled.schema, compiled.sql_programs)
     inputs = [("txns-topic", "txns")]
-    state = new_partition(0, compiled.schema, compiled.programs, inputs, 1 << 20, kind)
+    ids = RuleSetIdentity.of(compiled.programs, compiled.sql_programs)
+    state = new_partition(0, compiled.schema, compiled.programs, inputs, 1 << 20, kind, ids)
     assert isinstance(state.engine, MixedEngine)
     record = ("txns", EVENTS[0] | {"ts": 1_767_261_600_000})
     state.engine.process(batch_from_records(compiled.schema, [record], state.pool, state.keys))
     again = new_partition(
-        0, compiled.schema, compiled.programs, inputs, 1 << 20, kind, state.encode()
+        0, compiled.schema, compiled.programs, inputs, 1 << 20, kind, ids, state.encode()
     )
     assert isinstance(again.engine, MixedEngine) and again.engine.sql is not None
     assert len(again.engine.sql.states) == 1

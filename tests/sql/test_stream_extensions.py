@@ -66,7 +66,7 @@ class Run:
 
 def rule(pattern: str, define: str, within: str = "", measures: str = "count(*) AS n") -> Run:
     text = STREAMS.format(pattern=pattern, define=define, within=within, measures=measures)
-    compiled = load_text(text, "t.yaml").compile()
+    compiled = load_text(text, "t.yaml").compile(sql_on_nfa=False)
     pool = StringPool()
     return Run(RowPatternEngine(compiled.sql_programs, pool), pool)
 
@@ -208,7 +208,7 @@ def test_out_of_order_events_are_matched_in_time_order() -> None:
         within="",
         measures="count(*) AS n",
     )
-    compiled = load_text(text, "t.yaml").compile()
+    compiled = load_text(text, "t.yaml").compile(sql_on_nfa=False)
     pool = StringPool()
     run = Run(RowPatternEngine(compiled.sql_programs, pool), pool)
     run.feed("c1", "b", 1)
