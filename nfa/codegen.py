@@ -46,6 +46,8 @@ _KERNEL_FILES = (
     "kernel.py",
     "kernel_skip.py",
     "kernel_store.py",
+    "kernel_keys.py",
+    "kernel_bounds.py",
     "kernel_layout.py",
     "kernel_runs.py",
     "codegen.py",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,11 +23,16 @@ from nfa.batch import EventBatch, StringPool
 from nfa.engine_rules import RuleSet
 from nfa.engine_snapshot import read_snapshot, write_snapshot
 from nfa.interpret import Evaluator, Event, Value
-from nfa.kernel_skip import advance_all, due_keys, evict_keys, flush_all
-from nfa.kernel_store import K_NCOMP, K_NRUNS, M_DROPPED, OF, drain_outputs, new_state
+from nfa.kernel_bounds import drop_oldest_runs, evict_keys
+from nfa.kernel_keys import KEY_MAX, live_keys
+from nfa.kernel_skip import advance_all, due_rows, flush_all
+from nfa.kernel_store import M_DROPPED, OF, drain_outputs, new_state
 from nfa.program import Program
 from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
 from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
+
+if TYPE_CHECKING:
+    from nfa.migrate import CarryOver
 
 __all__ = ["Engine", "EngineConfig"]
 
@@ -123,10 +128,12 @@ class Engine:
         pool: StringPool,
         data: bytes,
         config: EngineConfig | None = None,
+        keep: CarryOver | None = None,
     ) -> Engine:
-        """An engine built for `programs` continuing from `snapshot()` bytes."""
+        """An engine built for `programs` continuing from `snapshot()` bytes; with `keep`,
+        from a snapshot of another rule set (`nfa.migrate`)."""
         engine = cls(programs, pool, config)
-        read_snapshot(engine, data)
+        read_snapshot(engine, data, keep)
         return engine
 
     @property
@@ -208,26 +215,25 @@ class Engine:
                     self._run_events(released)
         for r, rule in enumerate(self.ruleset.rules):
             if rule.program.window_ms > 0:
-                keys = due_keys(self.states[r], watermark)
-                if len(keys):
+                rows = due_rows(self.states[r], watermark)
+                if len(rows):
                     self.states[r] = advance_all(
-                        rule.prog, self.states[r], watermark, PHASE_ADVANCE, keys
+                        rule.prog, self.states[r], watermark, PHASE_ADVANCE, rows
                     )
 
     def _bound(self) -> None:
-        """`EngineConfig.max_buffered_events` and `max_keys`, as `nfa.reference_bounds`."""
+        """`EngineConfig.max_buffered_events`, `max_runs_per_rule` and `max_keys`, in that
+        order, as `nfa.reference_bounds`."""
         excess = len(self.buffer) - self.config.max_buffered_events
         if self.config.max_buffered_events and excess > 0:  # the buffer is in arrival order
             self.buffer = self.buffer.slice(excess, len(self.buffer))
             self.counters.events_dropped += excess
+        if self.config.max_runs_per_rule:
+            for r, rule in enumerate(self.ruleset.rules):
+                drop_oldest_runs(rule.prog, self.states[r], self.config.max_runs_per_rule)
         if not self.config.max_keys:
             return
-        width = max(s[9].shape[0] for s in self.states)
-        live = np.zeros(width, np.bool_)
-        for state in self.states:
-            K = state[9]
-            live[: K.shape[0]] |= (K[:, K_NRUNS] > 0) | (K[:, K_NCOMP] > 0)
-        keys = np.flatnonzero(live)
+        keys = np.unique(np.concatenate([live_keys(state) for state in self.states]))
         excess = len(keys) - self.config.max_keys
         if excess <= 0:
             return
@@ -242,6 +248,8 @@ class Engine:
     # ------------------------------------------------------------------ kernels
     def _events(self, batch: EventBatch) -> tuple[Any, ...]:
         n = len(batch)
+        if n and (int(batch.key.min()) < 0 or int(batch.key.max()) > KEY_MAX):
+            raise ValueError(f"key ids must be StringPool ids, 0..{KEY_MAX}")
         order = np.arange(self.order + 1, self.order + 1 + n, dtype=np.int64)
         self.order += n
         c = np.ascontiguousarray

@@ -18,12 +18,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nfa.batch import EventBatch
+from nfa.kernel_keys import table_from_dense
+from nfa.kernel_store import KF, MF
 
 if TYPE_CHECKING:
     from nfa.engine import Engine
+    from nfa.migrate import CarryOver
 
 MAGIC = b"CEPNFA"
-FORMAT_VERSION = 2  # 2: per-rule slot layouts, K_DUE
+FORMAT_VERSION = 3  # 2: per-rule slot layouts, K_DUE; 3: key tables (nfa.kernel_keys)
 _HEADER = struct.Struct("<6sHI")
 _BUFFER_FIELDS = ("stream", "key", "ts", "seq", "floats", "ints", "valid")
 
@@ -55,25 +58,48 @@ def write_snapshot(engine: Engine) -> bytes:
     return _HEADER.pack(MAGIC, FORMAT_VERSION, len(text)) + text + body.getvalue()
 
 
-def read_snapshot(engine: Engine, data: bytes) -> None:
+def read_snapshot(engine: Engine, data: bytes, keep: CarryOver | None = None) -> None:
+    """Restore `engine` from `write_snapshot` bytes.
+
+    Without `keep` the snapshot must have been taken with the same programs. With `keep`
+    (one entry per program of `engine`: the snapshot's rule it continues, or None), rule
+    states are picked by it and the other rules keep the empty state they were built with;
+    the event buffer, watermarks and counters carry over whole (see `nfa.migrate`).
+    """
     if len(data) < _HEADER.size:
         raise SnapshotError("snapshot too short")
     magic, version, length = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise SnapshotError("not an engine snapshot")
-    if version != FORMAT_VERSION:
-        raise SnapshotError(f"snapshot format {version}, this engine reads {FORMAT_VERSION}")
+    if version not in (2, FORMAT_VERSION):
+        raise SnapshotError(f"snapshot format {version}, this engine reads 2 and {FORMAT_VERSION}")
     meta = json.loads(data[_HEADER.size : _HEADER.size + length])
-    if meta["fingerprints"] != [p.fingerprint() for p in engine.programs]:
-        raise SnapshotError("snapshot was taken with different rules")
+    fingerprints = [p.fingerprint() for p in engine.programs]
+    if keep is None:
+        if meta["fingerprints"] != fingerprints:
+            raise SnapshotError("snapshot was taken with different rules")
+        keep = list(range(len(fingerprints)))
+    for new, old in enumerate(keep):
+        if old is not None and meta["fingerprints"][old] != fingerprints[new]:
+            raise SnapshotError(f"rule {new} cannot continue rule {old} of the snapshot")
     with np.load(io.BytesIO(data[_HEADER.size + length :]), allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
+    if version == 2:  # a row per key id: into key tables
+        for r in range(len(meta["state_arrays"])):
+            K, M = table_from_dense(arrays[f"rule{r}.9"], arrays[f"rule{r}.10"])
+            arrays[f"rule{r}.9"], arrays[f"rule{r}.10"] = K, M
+    for r in range(len(meta["state_arrays"])):  # kernels do not check bounds
+        if arrays[f"rule{r}.10"].shape != (MF,) or arrays[f"rule{r}.9"].shape[1:] != (KF,):
+            raise SnapshotError("the snapshot's state arrays do not have this engine's layout")
     if "last_active" in arrays:
         engine.last_active = arrays["last_active"]
     engine.buffer = EventBatch(*(arrays[f"buffer.{name}"] for name in _BUFFER_FIELDS))
+    counts = meta["state_arrays"]
     engine.states = [
-        tuple(arrays[f"rule{r}.{i}"] for i in range(count))
-        for r, count in enumerate(meta["state_arrays"])
+        engine.states[new]
+        if old is None
+        else tuple(arrays[f"rule{old}.{i}"] for i in range(counts[old]))
+        for new, old in enumerate(keep)
     ]
     engine.watermark = int(meta["watermark"])
     engine.order = int(meta["order"])

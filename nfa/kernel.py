@@ -20,6 +20,7 @@ from collections import namedtuple
 
 from numba import njit
 
+from nfa.kernel_keys import find_key, fit_keys, grow_keys, probe_key, release_key, take_slot
 from nfa.kernel_runs import copy_run, take_into
 from nfa.kernel_skip import (
     F_AND,
@@ -51,6 +52,7 @@ from nfa.kernel_store import (
     K_RUNS,
     M_DROPPED,
     M_LIVE_EV,
+    M_LIVE_KEYS,
     M_LIVE_NODES,
     M_LIVE_RUNS,
     M_NOUT,
@@ -152,8 +154,9 @@ def final_after_proceed(P, state, i, rr, pure, W, S, E, T):  # type: ignore[no-u
 
 
 @bare
-def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
-    """FlinkCEP's process for one event of one key: every run, then the start run."""
+def step_key(P, S, W, key, ks, i, pure, E, T):  # type: ignore[no-untyped-def]
+    """FlinkCEP's process for one event of one key (its row ks of the key table `K`):
+    every run, then the start run."""
     R, N, K, M, RT = S[0], S[5], S[9], S[10], S[13]
     newr, pot, edges, dstate, dtake, stack, cache, enode = (
         W[0],
@@ -169,7 +172,7 @@ def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
     nnew = 0
     npot = 0
     ev = -1
-    r = K[key, K_RUNS]
+    r = K[ks, K_RUNS]
     while True:
         is_start = r < 0
         rr = 0 if is_start else r
@@ -274,11 +277,11 @@ def step_key(P, S, W, key, i, pure, E, T):  # type: ignore[no-untyped-def]
         for j in range(npot):
             emit(S, OUT_MATCH, key, pot[j], match_time(P, S, pot[j]), 0, i)
             free_run(S, pot[j])
-    elif npot > 0 or K[key, K_NCOMP] > 0:  # else nothing to emit, nothing held back
-        nnew = emit_by_skip(P, S, W, key, npot, nnew, 0, i)
-    K[key, K_RUNS] = link_list(R, newr, 0, nnew)
-    K[key, K_NRUNS] = nnew
-    set_due(P, S, key)
+    elif npot > 0 or K[ks, K_NCOMP] > 0:  # else nothing to emit, nothing held back
+        nnew = emit_by_skip(P, S, W, key, ks, npot, nnew, 0, i)
+    K[ks, K_RUNS] = link_list(R, newr, 0, nnew)
+    K[ks, K_NRUNS] = nnew
+    set_due(P, S, ks)
 
 
 @bare
@@ -293,10 +296,14 @@ def run_events(P, S, W, E, T, pure, mask, lo):  # type: ignore[no-untyped-def]
         if not mask[streams[i]]:
             continue
         key = keys[i]
-        nr = K[key, K_NRUNS]
-        nc = K[key, K_NCOMP]
-        if nr == 0 and nc == 0 and start_idle(P, pure, i):
-            continue  # nothing to advance, and the start run takes nothing
+        ks = probe_key(K, key)
+        nr = 0
+        nc = 0
+        if ks >= 0:
+            nr = K[ks, K_NRUNS]
+            nc = K[ks, K_NCOMP]
+        elif start_idle(P, pure, i):
+            continue  # no state to advance, and the start run takes nothing
         succ = (nr + 1) * 2 * branch
         if (
             R.shape[0] - M[M_LIVE_RUNS] - 1 < succ
@@ -304,10 +311,14 @@ def run_events(P, S, W, E, T, pure, mask, lo):  # type: ignore[no-untyped-def]
             or EVR.shape[0] - M[M_LIVE_EV] < succ
             or OUT.shape[0] - M[M_NOUT] < 2 * (nr + nc + succ) + 4
             or room < nr + nc + succ + 1
+            or (ks < 0 and 2 * (M[M_LIVE_KEYS] + 1) > K.shape[0])
         ):
             return i
-        advance_key(P, S, W, key, times[i], 0, i)
-        step_key(P, S, W, key, i, pure, E, T)
+        if ks < 0:
+            ks = take_slot(K, M, ks, key)
+        advance_key(P, S, W, key, ks, times[i], 0, i)
+        step_key(P, S, W, key, ks, i, pure, E, T)
+        release_key(K, M, ks)  # a key left without state leaves the table
     return keys.shape[0]
 
 
@@ -316,17 +327,20 @@ def process_events(P, S, E, T, pure, mask):  # type: ignore[no-untyped-def]
     """Run one rule over released events E (in processing order): advance, then step."""
     branch = P.ps[PS_BRANCH]
     keys = E[5]
-    n_keys = keys.max() + 1 if keys.shape[0] > 0 else 0
-    S = ensure(S, 0, 0, 0, n_keys)
+    S = fit_keys(S)  # shrinks a table that most keys have left
     W = scratch(16, branch, P.ps[PS_STACK], P.ps[PS_N_ITER], P.ps[PS_FORMULA])
     i = run_events(P, S, W, E, T, pure, mask, 0)
     while i < keys.shape[0]:
-        key = keys[i]
         K = S[9]
-        nr = K[key, K_NRUNS]
-        nc = K[key, K_NCOMP]
+        ks = find_key(K, keys[i])
+        nr = 0
+        nc = 0
+        if ks >= 0:
+            nr = K[ks, K_NRUNS]
+            nc = K[ks, K_NCOMP]
         succ = (nr + 1) * 2 * branch
-        S = ensure(S, succ, succ, 2 * (nr + nc + succ) + 4, 0)
+        S = ensure(S, succ, succ, 2 * (nr + nc + succ) + 4)
+        S = grow_keys(S, 1)
         if W[0].shape[0] < nr + nc + succ + 1:
             W = scratch(
                 2 * (nr + nc + succ + 1), branch, P.ps[PS_STACK], P.ps[PS_N_ITER], P.ps[PS_FORMULA]

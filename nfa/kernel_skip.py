@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from nfa.kernel_keys import release_key, row_of
 from nfa.kernel_store import (
     DUE_HI,
     DUE_LO,
@@ -21,10 +22,10 @@ from nfa.kernel_store import (
     DUE_SHIFT,
     K_COMP,
     K_DUE,
+    K_KEY,
     K_NCOMP,
     K_NRUNS,
     K_RUNS,
-    M_DROPPED,
     M_LIVE_RUNS,
     N_EV,
     N_PARENT,
@@ -93,17 +94,18 @@ def due_units(t):  # type: ignore[no-untyped-def]
 
 
 @bare
-def set_due(P, S, key):  # type: ignore[no-untyped-def]
-    """Record when key's first run can expire (a watermark advance visits only keys whose
-    K_DUE passed; nothing else can change for a key without an event)."""
+def set_due(P, S, ks):  # type: ignore[no-untyped-def]
+    """Record when the first run of the key in row ks can expire (a watermark advance
+    visits only keys whose K_DUE passed; nothing else can change for a key without an
+    event)."""
     RT, K = S[13], S[9]
-    head = K[key, K_RUNS]
-    if P.ps[PS_WINDOW] <= 0 or (head < 0 and K[key, K_NCOMP] == 0):
-        K[key, K_DUE] = DUE_NEVER
+    head = K[ks, K_RUNS]
+    if P.ps[PS_WINDOW] <= 0 or (head < 0 and K[ks, K_NCOMP] == 0):
+        K[ks, K_DUE] = DUE_NEVER
     elif head < 0:
-        K[key, K_DUE] = DUE_LO
+        K[ks, K_DUE] = DUE_LO
     else:
-        K[key, K_DUE] = due_units(RT[head, T_TS] + P.ps[PS_WINDOW])
+        K[ks, K_DUE] = due_units(RT[head, T_TS] + P.ps[PS_WINDOW])
 
 
 @bare
@@ -151,11 +153,12 @@ def prune(P, S, runs, lo, n, match):  # type: ignore[no-untyped-def]
 
 
 @bare
-def emit_by_skip(P, S, W, key, npot, npart, phase, tag):  # type: ignore[no-untyped-def]
-    """Hold completed runs until no earlier partial match can still complete, then emit."""
+def emit_by_skip(P, S, W, key, ks, npot, npart, phase, tag):  # type: ignore[no-untyped-def]
+    """Hold completed runs until no earlier partial match can still complete, then emit
+    (`key` has row `ks` of `K`)."""
     R, K, RT = S[0], S[9], S[13]
     part, pot, comp = W[0], W[1], W[2]
-    nc = load_list(R, K[key, K_COMP], comp)
+    nc = load_list(R, K[ks, K_COMP], comp)
     for j in range(npot):
         comp[nc] = pot[j]
         nc += 1
@@ -170,20 +173,21 @@ def emit_by_skip(P, S, W, key, npot, npart, phase, tag):  # type: ignore[no-unty
         nc = prune(P, S, comp, lo, nc, earliest)
         emit(S, OUT_MATCH, key, earliest, match_time(P, S, earliest), phase, tag)
         free_run(S, earliest)
-    K[key, K_COMP] = link_list(R, comp, lo, nc)
-    K[key, K_NCOMP] = nc - lo
+    K[ks, K_COMP] = link_list(R, comp, lo, nc)
+    K[ks, K_NCOMP] = nc - lo
     return npart
 
 
 @bare
-def advance_key(P, S, W, key, now, phase, tag):  # type: ignore[no-untyped-def]
-    """FlinkCEP's advanceTime for one key: close windows, complete absences, report timeouts."""
+def advance_key(P, S, W, key, ks, now, phase, tag):  # type: ignore[no-untyped-def]
+    """FlinkCEP's advanceTime for one key (row ks of `K`): close windows, complete
+    absences, report timeouts."""
     window = P.ps[PS_WINDOW]
     if window <= 0:
         return
     R, K, RT = S[0], S[9], S[13]
-    head = K[key, K_RUNS]
-    if K[key, K_NCOMP] == 0 and (head < 0 or now - RT[head, T_TS] < window):
+    head = K[ks, K_RUNS]
+    if K[ks, K_NCOMP] == 0 and (head < 0 or now - RT[head, T_TS] < window):
         return  # runs are in start order: nothing expires, nothing held back
     kept, pot = W[0], W[1]
     nk = 0
@@ -203,11 +207,11 @@ def advance_key(P, S, W, key, now, phase, tag):  # type: ignore[no-untyped-def]
             kept[nk] = r
             nk += 1
         r = nxt
-    if npot > 0 or K[key, K_NCOMP] > 0:
-        nk = emit_by_skip(P, S, W, key, npot, nk, phase, tag)
-    K[key, K_RUNS] = link_list(R, kept, 0, nk)
-    K[key, K_NRUNS] = nk
-    set_due(P, S, key)
+    if npot > 0 or K[ks, K_NCOMP] > 0:
+        nk = emit_by_skip(P, S, W, key, ks, npot, nk, phase, tag)
+    K[ks, K_RUNS] = link_list(R, kept, 0, nk)
+    K[ks, K_NRUNS] = nk
+    set_due(P, S, ks)
 
 
 @njit(cache=True)
@@ -229,57 +233,59 @@ def scratch(n_list, branch, stack, n_iter, formula):  # type: ignore[no-untyped-
 
 
 @njit(cache=True)
-def advance_all(P, S, now, phase, keys):  # type: ignore[no-untyped-def]
-    """Advance the runs of `keys` (ascending: the reference's sorted states) to `now`;
-    the driver passes the keys whose K_DUE passed (`due_keys`)."""
-    S = ensure(S, 0, 0, S[10][M_LIVE_RUNS] + 4, 0)
-    K = S[9]
+def advance_all(P, S, now, phase, rows):  # type: ignore[no-untyped-def]
+    """Advance the runs of the keys in `rows` of the key table (by ascending key id: the
+    reference's sorted states) to `now`; the driver passes the rows whose K_DUE passed
+    (`due_rows`). Keys left without state leave the table, which may move other keys'
+    rows: each row is checked to still hold its key (`row_of`)."""
+    S = ensure(S, 0, 0, S[10][M_LIVE_RUNS] + 4)
+    K, M = S[9], S[10]
+    keys = np.empty(rows.shape[0], np.int64)
     longest = 1
-    for key in keys:
-        longest = max(longest, K[key, K_NRUNS] + K[key, K_NCOMP] + 1)
+    for j in range(rows.shape[0]):
+        keys[j] = K[rows[j], K_KEY]
+        longest = max(longest, K[rows[j], K_NRUNS] + K[rows[j], K_NCOMP] + 1)
     W = scratch(longest, 1, 1, P.ps[PS_N_ITER], 1)
-    for key in keys:
-        if K[key, K_NRUNS] > 0 or K[key, K_NCOMP] > 0:
-            advance_key(P, S, W, key, now, phase, key)
+    for j in range(rows.shape[0]):
+        if keys[j] < 0:
+            continue  # an empty row (the warm-up passes one)
+        ks = row_of(K, rows[j], keys[j])
+        advance_key(P, S, W, keys[j], ks, now, phase, keys[j])
+        release_key(K, M, ks)
     return S
 
 
-def due_keys(S: tuple[npt.NDArray[Any], ...], now: int) -> npt.NDArray[np.intp]:
-    """The keys whose first run's window may have closed by `now` (vectorised)."""
+def due_rows(S: tuple[npt.NDArray[Any], ...], now: int) -> npt.NDArray[np.int64]:
+    """The rows of the key table whose key's first run's window may have closed by `now`,
+    by ascending key id (vectorised; empty rows are never due)."""
     limit = min(max(now >> DUE_SHIFT, DUE_LO), DUE_HI)
-    return np.flatnonzero(S[9][:, K_DUE] <= limit)
+    K = S[9]
+    rows = np.flatnonzero(K[:, K_DUE] <= limit)
+    return rows[np.argsort(K[rows, K_KEY], kind="stable")].astype(np.int64)
 
 
 @njit(cache=True)
 def flush_all(P, S, phase):  # type: ignore[no-untyped-def]
     """End of input: emit every completed run still held back by the skip strategy."""
-    S = ensure(S, 0, 0, S[10][M_LIVE_RUNS] + 4, 0)
-    K = S[9]
+    S = ensure(S, 0, 0, S[10][M_LIVE_RUNS] + 4)
+    K, M = S[9], S[10]
+    held = 0
     longest = 1
-    for key in range(K.shape[0]):
-        longest = max(longest, K[key, K_NCOMP] + 1)
+    for ks in range(K.shape[0]):
+        if K[ks, K_NCOMP] > 0:
+            held += 1
+            longest = max(longest, K[ks, K_NCOMP] + 1)
+    rows = np.empty(held, np.int64)
+    keys = np.empty(held, np.int64)
+    held = 0
+    for ks in range(K.shape[0]):
+        if K[ks, K_NCOMP] > 0:
+            rows[held] = ks
+            keys[held] = K[ks, K_KEY]
+            held += 1
     W = scratch(longest, 1, 1, P.ps[PS_N_ITER], 1)
-    for key in range(K.shape[0]):
-        if K[key, K_NCOMP] > 0:
-            emit_by_skip(P, S, W, key, 0, 0, phase, key)
+    for j in range(held):  # releasing a key may move other keys' rows: `row_of`
+        ks = row_of(K, rows[j], keys[j])
+        emit_by_skip(P, S, W, keys[j], ks, 0, 0, phase, keys[j])
+        release_key(K, M, ks)
     return S
-
-
-@njit(cache=True)
-def evict_keys(S, keys):  # type: ignore[no-untyped-def]
-    """Drop every partial and held-back match of `keys` (counted as dropped)."""
-    R, K, M = S[0], S[9], S[10]
-    for key in keys:
-        if key >= K.shape[0]:
-            continue
-        for field in (K_RUNS, K_COMP):
-            r = K[key, field]
-            while r >= 0:
-                nxt = R[r, R_NEXT]
-                free_run(S, r)
-                M[M_DROPPED] += 1
-                r = nxt
-            K[key, field] = -1
-        K[key, K_NRUNS] = 0
-        K[key, K_NCOMP] = 0
-        K[key, K_DUE] = DUE_NEVER

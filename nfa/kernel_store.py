@@ -15,8 +15,10 @@ snapshot is a list of arrays and nothing per event or per partial match is a Pyt
 - taken events are kept once (time, sequence, order in `EVT`; the columns outputs and
   `count_distinct` read in `EVI`/`EVF`/`EVV`), refcounted by nodes in `EVR`.
 - per key `K`: head and length of its run list (priority order) and of its completed list
-  (matches a skip strategy holds back), and when its first run's window closes (K_DUE),
-  so a watermark advance visits only keys that may have expired.
+  (matches a skip strategy holds back), when its first run's window closes (K_DUE), so a
+  watermark advance visits only keys that may have expired, and the key id (K_KEY). Only
+  keys with state in the rule have a row: `K` is a hash table on the key id
+  (`nfa.kernel_keys`).
 - `OUT` collects outputs (kind, key, node, time, phase, tag) until the driver reads them.
 - `M` holds the free-list heads and counts.
 """
@@ -54,8 +56,8 @@ V_REF, V_NEXT = 0, 1  # EVR (int32)
 VF = 2
 V_TS, V_SEQ, V_ORD = 0, 1, 2  # EVT (int64): a stored event's time, sequence and order
 VTF = 3
-K_RUNS, K_NRUNS, K_COMP, K_NCOMP, K_DUE = 0, 1, 2, 3, 4
-KF = 5
+K_RUNS, K_NRUNS, K_COMP, K_NCOMP, K_DUE, K_KEY = 0, 1, 2, 3, 4, 5  # K (int32)
+KF = 6
 #: K_DUE: a lower bound of the time its first run's window closes, in units of
 #: 2**DUE_SHIFT ms, clipped to int32 (DUE_NEVER: no run); see `nfa.kernel_skip.set_due`.
 DUE_SHIFT = 12
@@ -64,8 +66,8 @@ DUE_LO, DUE_HI = -(2**31) + 1, 2**31 - 2
 O_KIND, O_KEY, O_NODE, O_TIME, O_PHASE, O_TAG = 0, 1, 2, 3, 4, 5
 OF = 6
 M_FREE_RUN, M_FREE_NODE, M_LIVE_RUNS, M_LIVE_NODES, M_DROPPED, M_NOUT = 0, 1, 2, 3, 4, 5
-M_FREE_EV, M_LIVE_EV = 6, 7
-MF = 8
+M_FREE_EV, M_LIVE_EV, M_LIVE_KEYS, M_PEAK_KEYS = 6, 7, 8, 9
+MF = 10
 
 OUT_MATCH = 0
 OUT_TIMEOUT = 1
@@ -79,7 +81,8 @@ def new_state(
     keys: int = 16,
 ) -> tuple:  # type: ignore[type-arg]
     """Empty state arrays for a rule with `aggs` (int, float, count, not-null) aggregate
-    slots and `columns` (int, float, valid) stored event columns (`nfa.kernel_layout`)."""
+    slots and `columns` (int, float, valid) stored event columns (`nfa.kernel_layout`);
+    `keys` (a power of two) rows in the key table."""
     n_ai, n_af, n_an, n_ao = aggs
     n_int, n_float, n_col = columns
     R = np.zeros((runs, RF), np.int32)
@@ -90,10 +93,11 @@ def new_state(
     N = np.zeros((nodes, NF), np.int32)
     N[:, N_PARENT] = np.arange(1, nodes + 1)
     N[nodes - 1, N_PARENT] = -1
-    K = np.zeros((keys, KF), np.int32)
+    K = np.zeros((keys, KF), np.int32)  # an empty key table (`nfa.kernel_keys`)
     K[:, K_RUNS] = -1
     K[:, K_COMP] = -1
     K[:, K_DUE] = DUE_NEVER
+    K[:, K_KEY] = -1
     M = np.zeros(MF, np.int64)
     M[M_FREE_RUN] = 1 if runs > 1 else -1
     M[M_FREE_NODE] = 0
@@ -129,8 +133,9 @@ def grow_rows(a, rows):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def ensure(S, need_runs, need_nodes, need_out, need_keys):  # type: ignore[no-untyped-def]
-    """The state with room for that many more runs, nodes and outputs, and keys < need_keys."""
+def ensure(S, need_runs, need_nodes, need_out):  # type: ignore[no-untyped-def]
+    """The state with room for that many more runs, nodes and outputs (keys:
+    `nfa.kernel_keys.grow_keys`)."""
     R, RAI, RAF, RAN, RAO, N, EVI, EVF, EVV, K, M, OUT, EVR, RT, EVT = S
     cap = R.shape[0]
     if cap - M[M_LIVE_RUNS] - 1 < need_runs:
@@ -161,13 +166,6 @@ def ensure(S, need_runs, need_nodes, need_out, need_keys):  # type: ignore[no-un
         M[M_FREE_EV] = cap
     if OUT.shape[0] - M[M_NOUT] < need_out:
         OUT = grow_rows(OUT, max(2 * OUT.shape[0], M[M_NOUT] + need_out + 16))
-    if K.shape[0] < need_keys:
-        old = K.shape[0]
-        K = grow_rows(K, max(old + old // 8, need_keys + need_keys // 16))
-        for k in range(old, K.shape[0]):
-            K[k, K_RUNS] = -1
-            K[k, K_COMP] = -1
-            K[k, K_DUE] = DUE_NEVER
     return (R, RAI, RAF, RAN, RAO, N, EVI, EVF, EVV, K, M, OUT, EVR, RT, EVT)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nfa.batch import EventBatch, StringPool
 from nfa.program import Program
@@ -23,6 +23,9 @@ from nfa.reference import EngineConfig
 from nfa.results import EngineOutput
 from nfa.rowpattern_rule import SqlProgram
 from nfa.rowpattern_stream import RowPatternEngine
+
+if TYPE_CHECKING:
+    from nfa.migrate import CarryOver
 
 _LENGTH = struct.Struct(">Q")
 
@@ -73,16 +76,27 @@ class MixedEngine:
         data: bytes,
         restore: CepRestore,
         config: EngineConfig | None = None,
+        keep: tuple[CarryOver, CarryOver] | None = None,
+        create: CepFactory | None = None,
     ) -> MixedEngine:
+        """From `snapshot()` bytes; with `keep` (for the NFA programs, for the SQL programs;
+        see `nfa.migrate`), from a snapshot taken with other rules."""
         config = config or EngineConfig()
         (length,) = _LENGTH.unpack_from(data)
         cep_data = data[_LENGTH.size : _LENGTH.size + length]
         rest = data[_LENGTH.size + length :]
         (sql_length,) = _LENGTH.unpack_from(rest)
         sql_data = rest[_LENGTH.size : _LENGTH.size + sql_length]
-        cep = restore(programs, pool, cep_data, config) if programs else None
-        sql = (
-            RowPatternEngine.restore(sql_programs, pool, sql_data, config) if sql_programs else None
+        keep_cep, keep_sql = keep if keep is not None else (None, None)
+        cep = _restore_part(programs, pool, cep_data, config, keep_cep, restore, create)
+        sql = _restore_part(
+            sql_programs,
+            pool,
+            sql_data,
+            config,
+            keep_sql,
+            RowPatternEngine.restore,
+            RowPatternEngine,
         )
         return cls(cep, sql, len(programs))
 
@@ -119,3 +133,38 @@ class MixedEngine:
             if cep is None:
                 out.late.extend(sql.late)
         return out
+
+
+def _restore_part(
+    programs: Sequence[Any],
+    pool: StringPool,
+    data: bytes,
+    config: EngineConfig,
+    keep: CarryOver | None,
+    restore: Callable[..., Any],
+    create: Callable[..., Any] | None,
+) -> Any:
+    """One side of a mixed engine; with `keep`, migrated from another rule set, or new
+    when the snapshot has no such side (it had no rule of that kind)."""
+    if not programs:
+        return None
+    if keep is None:
+        return restore(programs, pool, data, config)
+    if not data:
+        if create is None:
+            raise ValueError("a new side of a mixed engine needs its factory")
+        return create(programs, pool, config)
+    return restore(programs, pool, data, config, keep)
+
+
+def wrap_cep_snapshot(cep_data: bytes) -> bytes:
+    """A CEP engine's snapshot as a mixed engine's (no SQL part): for rule sets that gained
+    their first SQL rule."""
+    return _LENGTH.pack(len(cep_data)) + cep_data + _LENGTH.pack(0)
+
+
+def cep_snapshot_of(data: bytes) -> bytes:
+    """The CEP part of a mixed engine's snapshot (empty when it had no NFA programs): for
+    rule sets that lost their last SQL rule."""
+    (length,) = _LENGTH.unpack_from(data)
+    return data[_LENGTH.size : _LENGTH.size + length]

@@ -17,12 +17,16 @@ from __future__ import annotations
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nfa.batch import EventBatch, StringPool
 from nfa.interpret import Evaluator, Event, Value
 from nfa.program import F_AND, F_NOT, F_OR, F_TRUE, Action, Program, SkipKind, StateKind
 from nfa.reference_bounds import enforce_bounds
 from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
+
+if TYPE_CHECKING:
+    from nfa.migrate import CarryOver
 
 NO_TIME = -(2**62)
 END_OF_TIME = 2**62
@@ -36,6 +40,7 @@ class EngineConfig:
     processing_time: bool = False  # match on arrival; no buffering, no lateness
     max_keys: int = 0  # keys with partial matches; 0: unbounded (nfa.reference_bounds)
     max_buffered_events: int = 0  # events waiting for the watermark; 0: unbounded
+    max_runs_per_rule: int = 0  # over all keys; 0: unbounded (nfa.reference_bounds)
 
 
 @dataclass
@@ -337,10 +342,20 @@ class ReferenceEngine:
         pool: StringPool,
         data: bytes,
         config: EngineConfig | None = None,
+        keep: CarryOver | None = None,
     ) -> ReferenceEngine:
+        """With `keep` (see `nfa.migrate`), rule states are renumbered by it; the states of
+        rules no new rule continues are dropped."""
         engine = cls(programs, pool, config)
         for name, value in pickle.loads(data).items():  # noqa: S301 - own snapshots only
             setattr(engine, name, value)
+        if keep is not None:
+            new_index = {old: new for new, old in enumerate(keep) if old is not None}
+            engine.states = {
+                (key, new_index[rule]): state
+                for (key, rule), state in engine.states.items()
+                if rule in new_index
+            }
         return engine
 
     def _event(self, batch: EventBatch, i: int) -> Event:

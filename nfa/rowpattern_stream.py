@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -29,6 +29,9 @@ from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedE
 from nfa.rowpattern_expr import Frame, Value, evaluate
 from nfa.rowpattern_key import Decided, KeyRows, Row, decide
 from nfa.rowpattern_rule import SqlProgram
+
+if TYPE_CHECKING:
+    from nfa.migrate import CarryOver
 
 #: A buffered event: (ts, arrival, stream, key, seq, row of its stream's fields).
 _Event = tuple[int, int, int, int, int, Row]
@@ -125,11 +128,16 @@ class RowPatternEngine:
         pool: StringPool,
         data: bytes,
         config: EngineConfig | None = None,
+        keep: CarryOver | None = None,
     ) -> RowPatternEngine:
+        """With `keep` (see `nfa.migrate`), rule states are renumbered by it; the states of
+        rules no new rule continues are dropped."""
         engine = cls(programs, pool, config)
         doc = orjson.loads(data)
+        new_index = {old: new for new, old in enumerate(keep or range(len(programs)))}
         for rule, key, state in doc["states"]:
-            engine.states[(rule, key)] = _state_from_json(state)
+            if rule in new_index:
+                engine.states[(new_index[rule], key)] = _state_from_json(state)
         for ts, arrival, stream, key, seq, row in doc["buffer"]:
             engine.buffer.setdefault(key, []).append((ts, arrival, stream, key, seq, tuple(row)))
         engine.stream_max = {int(s): int(t) for s, t in doc["stream_max"]}

@@ -46,17 +46,19 @@ def _run(
     snapshot_at: int,
     advance: bool,
     config: EngineConfig,
+    copies: int = 1,
 ) -> None:
     _, rules = compiled(seed)
+    programs = rules.programs * copies  # copies: rules with state of their own
     pool, keys = StringPool(), StringPool()
     batch = batch_from_records(rules.schema, _records(events), pool, keys)
     bounds = sorted({0, len(events), *(c % (len(events) + 1) for c in cuts)})
-    reference = ReferenceEngine(rules.programs, pool, config)
-    engine = Engine(rules.programs, pool, config)
+    reference = ReferenceEngine(programs, pool, config)
+    engine = Engine(programs, pool, config)
     want, got = EngineOutput(), EngineOutput()
     for b, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         if b == snapshot_at:
-            engine = Engine.restore(rules.programs, pool, engine.snapshot(), config)
+            engine = Engine.restore(programs, pool, engine.snapshot(), config)
         part: EventBatch = batch.slice(lo, hi)
         want.extend(reference.process(part))
         got.extend(engine.process(part))
@@ -102,9 +104,11 @@ def test_engine_equals_reference(
     cuts=st.lists(st.integers(0, 30), max_size=3),
     processing_time=st.booleans(),
     max_runs=st.integers(1, 4),
+    max_runs_rule=st.integers(0, 5),
     max_keys=st.integers(0, 2),
     max_buffered=st.integers(0, 4),
     advance=st.booleans(),
+    copies=st.integers(1, 2),
 )
 def test_engine_equals_reference_bounded(
     seed: int,
@@ -112,14 +116,17 @@ def test_engine_equals_reference_bounded(
     cuts: list[int],
     processing_time: bool,
     max_runs: int,
+    max_runs_rule: int,
     max_keys: int,
     max_buffered: int,
     advance: bool,
+    copies: int,
 ) -> None:
     config = EngineConfig(
         max_runs_per_key=max_runs,
+        max_runs_per_rule=max_runs_rule,
         processing_time=processing_time,
         max_keys=max_keys,
         max_buffered_events=max_buffered,
     )
-    _run(seed, events, cuts, 1, advance, config)
+    _run(seed, events, cuts, 1, advance, config, copies)

@@ -134,6 +134,80 @@ rule many
     assert len(got.matches) == 3
 
 
+def test_max_runs_per_rule_drops_the_rules_oldest_over_all_keys() -> None:
+    # After the first call rule `any_small` has 4 partial matches (c1 twice, c2, c3): the
+    # 2 oldest (c1 at 0, c2 at 1) go. Rule `tiny` has 2 and keeps them: the bound is per rule.
+    text = """
+rule any_small
+  from txns
+  pattern a followed by b
+  where a: amount < 5
+        b: amount > 500
+  within 1h
+rule tiny
+  from txns
+  pattern a followed by b
+  where a: amount < 2
+        b: amount > 500
+  within 1h
+"""
+    rules = _rules(text)
+    first = [("c1", 1.0, 0), ("c2", 3.0, 1), ("c1", 1.0, 2), ("c3", 3.0, 3)]
+    second = [("c1", 600.0, 10), ("c2", 600.0, 11), ("c3", 600.0, 12)]
+    pool, keys = StringPool(), StringPool()
+    config = EngineConfig(max_runs_per_rule=2)
+    engine = Engine(rules.programs, pool, config)
+    reference = ReferenceEngine(rules.programs, pool, config)
+    got, want = EngineOutput(), EngineOutput()
+    for part in (first, second):
+        rows = [("txns", {"card_id": c, "amount": a, "ts": t}) for c, a, t in part]
+        batch = batch_from_records(rules.schema, rows, pool, keys)
+        got.extend(engine.process(batch))
+        want.extend(reference.process(batch))
+    got.extend(engine.finish())
+    want.extend(reference.finish())
+    assert got == want
+    assert engine.counters == reference.counters
+    assert engine.counters.partial_matches_dropped == 2
+    c1, c3 = keys.lookup("c1"), keys.lookup("c3")
+    starts = sorted((m.rule, m.key, m.start) for m in got.matches)
+    assert starts == [(0, c1, 2), (0, c3, 3), (1, c1, 0), (1, c1, 2)]
+
+
+def test_max_runs_per_rule_releases_a_match_held_back_by_a_dropped_run() -> None:
+    # c1's match from a@1 waits (skip past last) behind the earlier partial match a@0.
+    # The bound drops a@0 (the rule's oldest) after the first call, so the next watermark
+    # advance, here from another key's event, emits the held-back match.
+    text = """
+rule held
+  from txns
+  pattern a followed by b
+  where a: amount < 10
+        b: amount > 500 and a.amount > 2
+  within 1h skip past last
+"""
+    rules = _rules(text)
+    calls = [
+        [("c1", 1.0, 0), ("c1", 3.0, 1), ("c1", 600.0, 2), ("c1", 1.0, 3)],
+        [("c2", 50.0, 4)],
+    ]
+    pool, keys = StringPool(), StringPool()
+    config = EngineConfig(max_runs_per_rule=1)
+    engine = Engine(rules.programs, pool, config)
+    reference = ReferenceEngine(rules.programs, pool, config)
+    outputs = []
+    for part in calls:
+        rows = [("txns", {"card_id": c, "amount": a, "ts": t}) for c, a, t in part]
+        batch = batch_from_records(rules.schema, rows, pool, keys)
+        got, want = engine.process(batch), reference.process(batch)
+        assert got == want
+        outputs.append(got)
+    assert engine.counters == reference.counters
+    assert engine.counters.partial_matches_dropped == 1
+    assert outputs[0].matches == []
+    assert [(m.start, m.end) for m in outputs[1].matches] == [(1, 2)]
+
+
 def test_max_keys_evicts_least_recently_active_and_counts() -> None:
     # Bounds apply after each call: c1 and c2 hold partial matches when c3 starts one, so
     # c1 (least recently active) is evicted and its later big amount matches nothing.
@@ -156,6 +230,23 @@ def test_max_keys_evicts_least_recently_active_and_counts() -> None:
     assert engine.counters == reference.counters
     assert engine.counters.keys_evicted > 0
     assert engine.counters.partial_matches_dropped > 0
+
+
+def test_max_keys_does_not_count_keys_whose_runs_expired() -> None:
+    # c1's partial match expires when c2's first event moves the watermark: c1 is idle,
+    # so c2 alone holds state and nothing is evicted (the reference once counted c1).
+    rules = _rules(CARD_TESTING)
+    records = [("c1", 1.0, 0), ("c2", 1.0, 700_000), ("c2", 1.0, 700_001)]
+    pool, keys = StringPool(), StringPool()
+    rows = [("txns", {"card_id": c, "amount": a, "ts": t}) for c, a, t in records]
+    batch = batch_from_records(rules.schema, rows, pool, keys)
+    config = EngineConfig(max_keys=1)
+    engine = Engine(rules.programs, pool, config)
+    reference = ReferenceEngine(rules.programs, pool, config)
+    for i in range(len(batch)):
+        assert engine.process(batch.slice(i, i + 1)) == reference.process(batch.slice(i, i + 1))
+    assert engine.counters == reference.counters
+    assert reference.counters.keys_evicted == 0
 
 
 def test_max_buffered_events_drops_oldest_arrivals() -> None:

@@ -18,8 +18,9 @@ from nfa import engine_decide
 from nfa.batch import StringPool, batch_from_records
 from nfa.engine import Engine
 from nfa.engine_decide import decision_tables
+from nfa.kernel_keys import key_row
 from nfa.kernel_layout import layout
-from nfa.kernel_skip import due_keys
+from nfa.kernel_skip import due_rows
 from nfa.kernel_store import DUE_NEVER, K_DUE
 from nfa.reference import EngineConfig
 
@@ -53,7 +54,7 @@ def test_iterative_atoms_get_no_table() -> None:
     assert (tbase[[2 * s for s in range(program.n_states) if program.edges_of(s)]] < 0).all()
 
 
-def test_due_keys_are_those_whose_first_window_may_close() -> None:
+def test_due_rows_are_those_whose_first_window_may_close() -> None:
     rules = _rules(CARD_TESTING)
     pool, keys = StringPool(), StringPool()
     rows = [("txns", {"card_id": c, "amount": 1.0, "ts": t}) for c, t in [("a", 0), ("b", 300_000)]]
@@ -61,10 +62,12 @@ def test_due_keys_are_those_whose_first_window_may_close() -> None:
     engine.process(batch_from_records(rules.schema, rows, pool, keys))
     state = engine.states[0]
     a, b = keys.lookup("a"), keys.lookup("b")
-    assert state[9][a, K_DUE] != DUE_NEVER and state[9][b, K_DUE] != DUE_NEVER
-    assert a not in due_keys(state, 500_000) and b not in due_keys(state, 500_000)
-    assert a in due_keys(state, 600_000) and b not in due_keys(state, 600_000)
-    assert b in due_keys(state, 900_000)
+    assert state[9][key_row(state, a), K_DUE] != DUE_NEVER
+    assert state[9][key_row(state, b), K_DUE] != DUE_NEVER
+    ra, rb = key_row(state, a), key_row(state, b)
+    assert ra not in due_rows(state, 500_000) and rb not in due_rows(state, 500_000)
+    assert ra in due_rows(state, 600_000) and rb not in due_rows(state, 600_000)
+    assert rb in due_rows(state, 900_000)
     engine.finish()
     assert (engine.states[0][9][:, K_DUE] == DUE_NEVER).all()
 
