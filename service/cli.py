@@ -45,13 +45,24 @@ def _explain(args: argparse.Namespace) -> int:
 
     try:
         compiled = load_paths(args.rules or [library_path()]).compile()
-        program = compiled.program(args.rule)
     except CepError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_FAILED
+    choice = compiled.engine(args.rule)  # a SQL rule: which engine runs it, and why
+    try:
+        program = compiled.program(args.rule)
     except KeyError:
-        print(f"no rule named {args.rule!r}", file=sys.stderr)
+        if choice is not None:
+            print(
+                f"SQL rule {args.rule!r} runs on the row-pattern engine ({choice.reason}): "
+                "it has no automaton to explain",
+                file=sys.stderr,
+            )
+        else:
+            print(f"no rule named {args.rule!r}", file=sys.stderr)
         return EXIT_FAILED
+    if choice is not None and not args.dot:
+        print(f"SQL rule {args.rule!r}, compiled to an automaton: {choice.reason}")
     print(to_dot(program) if args.dot else describe(program))
     return EXIT_OK
 

@@ -187,12 +187,14 @@ def _product_runs(engine: Any, rule: int, arrays: tuple[Any, ...], key: int) -> 
 
 
 def _walk_runs(engine: Any, rule: int, arrays: tuple[Any, ...], key: int) -> list[PartialRun]:
-    """Walk one key's run list (layout in `nfa.kernel_store`): per key the head of a list of
+    """Walk one key's run list (layout in `nfa.kernel_store`): per key with state a row of
+    `K` (found through the rule's key table, `nfa.kernel_keys`) with the head of a list of
     run rows; per run its state, start time (`RT`) and last taken node; nodes link to their
     parent and to an event slot with the event's time and sequence (`EVT`) and values.
 
     Taken events keep only the columns the rule's outputs read (`nfa.kernel_layout`): the
     other fields are not known here."""
+    from nfa.kernel_keys import key_row
     from nfa.kernel_store import (
         K_RUNS,
         N_EV,
@@ -213,9 +215,10 @@ def _walk_runs(engine: Any, rule: int, arrays: tuple[Any, ...], key: int) -> lis
     stored = [(c, v, layout.value_index[c]) for v, c in enumerate(layout.columns)]
     kept = frozenset(layout.columns)
     out: list[PartialRun] = []
-    if key >= K.shape[0]:
+    row = key_row(arrays, key)
+    if row < 0:
         return out
-    run, budget = int(K[key, K_RUNS]), R.shape[0]  # the budget guards against a torn list
+    run, budget = int(K[row, K_RUNS]), R.shape[0]  # the budget guards against a torn list
     while run >= 0 and budget > 0:
         budget -= 1
         chain: list[int] = []

@@ -155,6 +155,25 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class EngineBounds:
+    """Bounds on the matching state of each partition group's engine (`EngineConfig` of
+    `nfa.reference`; the policies are described in `nfa.reference_bounds`). 0: unbounded."""
+
+    max_runs_per_key: int = 10_000  # per key and rule; beyond it the oldest are dropped
+    max_runs_per_rule: int = 0  # per rule over all keys; beyond it the oldest are dropped
+    max_keys: int = 0  # keys holding partial matches; the least recently active are evicted
+    max_buffered_events: int = 0  # events waiting for the watermark; the oldest are dropped
+
+    def validate(self) -> None:
+        for name in ("max_runs_per_key", "max_runs_per_rule", "max_keys", "max_buffered_events"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"bounds.{name}: expected a whole number >= 0, got {value!r}")
+        if self.max_runs_per_key < 1:
+            raise ConfigError("bounds.max_runs_per_key: must be at least 1 (it has no 0)")
+
+
+@dataclass(frozen=True)
 class RuleSettings:
     """Operational settings of one rule, kept out of the rule file on purpose: the same rule
     can be shadowed in one deployment and live in another."""
@@ -168,6 +187,8 @@ class ServiceConfig:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     redis_url: str = "redis://127.0.0.1:6379/0"
     rules: tuple[str, ...] = ()  # rule files or folders; empty: the shipped library
+    # how often the rule files are looked at for a hot reload (SIGHUP: at once); 0: only SIGHUP
+    rules_watch_interval_ms: int = 5000
     inputs: tuple[InputConfig, ...] = ()
     dead_letter_topic: str = "cep.dead-letter"
     late_topic: str = "{stream}.late"  # per stream; {stream} is replaced by its name
@@ -184,6 +205,7 @@ class ServiceConfig:
     rule_settings: dict[str, RuleSettings] = field(default_factory=dict)
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    bounds: EngineBounds = field(default_factory=EngineBounds)  # per partition group
     redis: RedisConfig = field(default_factory=RedisConfig)
     # stream -> fields masked ("****" + last 4 characters) in HTTP output and in logs
     sensitive_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -228,6 +250,7 @@ def config_from_mapping(data: dict[str, Any]) -> ServiceConfig:
         "http": HttpConfig,
         "log": LogConfig,
         "redis": RedisConfig,
+        "bounds": EngineBounds,
     }
     for key, cls in nested.items():
         if key in data:
@@ -256,6 +279,7 @@ def config_from_mapping(data: dict[str, Any]) -> ServiceConfig:
     if config.log.format not in ("text", "json"):
         raise ConfigError(f"config: log.format {config.log.format!r} is not one of text, json")
     config.kafka.security.validate()
+    config.bounds.validate()
     config.redis_kwargs()  # TLS settings without rediss://
     return config
 

@@ -6,7 +6,9 @@ Paths (GET):
   was not full (caught up), else 503; the body says which condition failed;
 - `/metrics`: Prometheus exposition of the registry;
 - `/rules`: the loaded rules (version, enabled, shadow, cooldown, topics) as JSON;
-- `/rules/{rule}/keys/{key}/partial-matches`: the live partial matches of one key.
+- `/rules/{rule}/keys/{key}/partial-matches`: the live partial matches of one key;
+- `/deployments`: the rule files' digest, the running versions, the last deployment attempt
+  (with the diagnostics of a rejected one) and recent audit records (`service.reload`).
 
 With a token configured every path but `/healthz` needs `Authorization: Bearer <token>`.
 Fields marked sensitive in the config are masked in every answer. `ServiceBackend` answers
@@ -47,6 +49,7 @@ from service.logs import Masker, mask_value
 if TYPE_CHECKING:
     from service.app import Service
     from service.partition import PartitionState
+    from service.reload import RuleDeployer
 
 log = logging.getLogger("cep.http")
 READY_STALE_S = 30.0  # no loop iteration for this long: not ready
@@ -68,6 +71,7 @@ class Backend(Protocol):
 
     def readiness(self) -> tuple[bool, dict[str, object]]: ...
     def rules(self) -> list[dict[str, object]]: ...
+    def deployments(self) -> dict[str, object]: ...
     def partial_matches(self, rule: str, key: str) -> dict[str, object]: ...
 
 
@@ -98,6 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, content_type, encoder(self.server.backend.registry))
             elif path == "/rules":
                 self._json(200, {"rules": self.server.backend.rules()})
+            elif path == "/deployments":
+                self._json(200, self.server.backend.deployments())
             elif len(parts) == 5 and (parts[0], parts[2], parts[4]) == (
                 "rules",
                 "keys",
@@ -185,10 +191,8 @@ class ServiceBackend:
         clock: Callable[[], float] = time.time,
     ):
         self.config = config
-        self.programs: dict[str, Program] = {p.info.name: p for p in rules.programs}
-        self.sql_programs: dict[str, Any] = {
-            p.info.name: p for p in getattr(rules, "sql_programs", ())
-        }
+        self.set_rules(rules)
+        self.deployer: RuleDeployer | None = None
         self.registry = registry
         self.calls = calls
         self.masker = masker
@@ -196,6 +200,21 @@ class ServiceBackend:
         self.service: Service | None = None
         self.phase = "starting"
         self.status: LoopStatus | None = None
+
+    def set_rules(self, rules: CompiledRules) -> None:
+        """The rules to describe (after a deployment too); replaced whole, so a request on
+        another thread sees the old or the new set, never a mix."""
+        self.compiled = rules
+        self.programs: dict[str, Program] = {p.info.name: p for p in rules.programs}
+        self.sql_programs: dict[str, Any] = {
+            p.info.name: p for p in getattr(rules, "sql_programs", ())
+        }
+
+    def deployments(self) -> dict[str, object]:
+        deployer = self.deployer
+        if deployer is None:
+            return {"watching": False, "detail": "rule deployments are not enabled"}
+        return {"watching": True, **deployer.status.as_json(deployer.current)}
 
     def attach(self, service: Service) -> None:
         self.service, self.phase = service, "running"
@@ -230,8 +249,10 @@ class ServiceBackend:
         every += [(name, p) for name, p in self.sql_programs.items()]
         for name, program in sorted(every, key=lambda item: item[0]):
             info, settings = program.info, self.config.rule_settings.get(name)
+            choice = self.compiled.engine(name)  # SQL rules: compiled to an NFA or not
             if isinstance(program, Program):
-                language, window_ms = "cep", program.window_ms
+                language = "sql" if choice is not None else "cep"
+                window_ms = program.window_ms
                 streams = sorted({program.schema.streams[s].name for s in program.stage_streams})
             else:
                 language, window_ms = "sql", program.within_ms or 0
@@ -242,6 +263,7 @@ class ServiceBackend:
                     "version": info.version,
                     "enabled": info.enabled,
                     "language": language,
+                    "engine": choice.engine if choice is not None else "nfa",
                     "severity": info.severity,
                     "labels": list(info.labels),
                     "description": info.description,

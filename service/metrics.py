@@ -28,7 +28,10 @@ class Metrics:
     decode_seconds: Histogram
     alert_latency_seconds: Histogram
     checkpoint_seconds: Histogram
+    engine_seconds: Histogram
+    emit_seconds: Histogram
     rule_reloads: Counter
+    reload_dropped: Counter
     rule_reload_failures: Counter
 
     @classmethod
@@ -77,7 +80,25 @@ class Metrics:
                 "Time to flush outputs, save changed state and commit offsets",
                 registry=registry,
             ),
-            rule_reloads=Counter("cep_rule_reloads", "Rule set reloads", registry=registry),
+            engine_seconds=Histogram(
+                "cep_engine_seconds",
+                "Time to run one partition group's batch through the engine",
+                registry=registry,
+            ),
+            emit_seconds=Histogram(
+                "cep_emit_seconds",
+                "Time to build one batch's outputs and hand them to the producer",
+                registry=registry,
+            ),
+            rule_reloads=Counter(
+                "cep_rule_reloads", "Rule deployments swapped in", registry=registry
+            ),
+            reload_dropped=Counter(
+                "cep_reload_dropped_partial_matches",
+                "Partial matches of a changed, disabled or removed rule dropped by a deployment",
+                ["rule"],
+                registry=registry,
+            ),
             rule_reload_failures=Counter(
                 "cep_rule_reload_failures",
                 "Rule set reloads that failed (the old rules stay)",

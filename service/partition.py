@@ -19,8 +19,11 @@ from typing import Protocol
 import orjson
 
 from nfa.batch import EventBatch, StringPool
+from nfa.migrate import CarryOver, carry_over, rule_identity
+from nfa.mixed import cep_snapshot_of, wrap_cep_snapshot
 from nfa.program import Program, Schema, used_columns
 from nfa.results import EngineOutput
+from nfa.rowpattern_rule import SqlProgram
 from service.decode import StreamDecoder
 
 _LENGTH = struct.Struct(">I")
@@ -32,14 +35,51 @@ class MatchEngine(Protocol):
     def snapshot(self) -> bytes: ...
 
 
+#: For the NFA programs and for the SQL programs: the old rule each continues (nfa.migrate).
+RuleCarryOver = tuple[CarryOver, CarryOver]
+
+
 class EngineKind(Protocol):
-    """Creates an engine, or restores one from its snapshot (Engine, ReferenceEngine)."""
+    """Creates an engine, or restores one from its snapshot (Engine, ReferenceEngine); with
+    `keep`, from a snapshot taken with other rules (`nfa.migrate`)."""
 
     def __call__(self, programs: Sequence[Program], pool: StringPool) -> MatchEngine: ...
 
     def restore(
-        self, programs: Sequence[Program], pool: StringPool, data: bytes
+        self,
+        programs: Sequence[Program],
+        pool: StringPool,
+        data: bytes,
+        keep: RuleCarryOver | None = None,
     ) -> MatchEngine: ...
+
+
+@dataclass(frozen=True)
+class RuleSetIdentity:
+    """The running rules as a checkpoint records them, so that a checkpoint taken with
+    other rule versions can be restored rule by rule (`nfa.migrate`)."""
+
+    names: tuple[str, ...]  # every rule in match.rule order: NFA programs, then SQL
+    nfa: tuple[str, ...]  # rule_identity of each NFA program
+    sql: tuple[str, ...]  # rule_identity of each SQL program
+
+    @classmethod
+    def of(cls, programs: Sequence[Program], sql_programs: Sequence[SqlProgram]) -> RuleSetIdentity:
+        return cls(
+            tuple([p.info.name for p in programs] + [p.info.name for p in sql_programs]),
+            tuple(rule_identity(p) for p in programs),
+            tuple(rule_identity(p) for p in sql_programs),
+        )
+
+    def as_json(self) -> dict[str, list[str]]:
+        return {"names": list(self.names), "nfa": list(self.nfa), "sql": list(self.sql)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, list[str]]) -> RuleSetIdentity:
+        return cls(tuple(doc["names"]), tuple(doc["nfa"]), tuple(doc["sql"]))
+
+    def carry_over_from(self, old: RuleSetIdentity) -> RuleCarryOver:
+        return carry_over(old.nfa, self.nfa), carry_over(old.sql, self.sql)
 
 
 @dataclass
@@ -49,18 +89,22 @@ class PartitionState:
     keys: StringPool
     engine: MatchEngine
     decoders: dict[str, StreamDecoder]
+    rules: RuleSetIdentity
     next_offsets: dict[str, int] = field(default_factory=dict)  # topic -> next offset
     cooldown_until: dict[tuple[int, int], int] = field(default_factory=dict)  # (rule, key) -> ms
     last_event_ms: dict[int, float] = field(default_factory=dict)  # stream -> wall clock
     dirty: bool = False  # processed input since the last checkpoint
 
     def encode(self) -> bytes:
-        """Pools and cooldowns as JSON, then the engine's own snapshot bytes."""
+        """Pools, cooldowns (by rule name) and the rules' identities as JSON, then the
+        engine's own snapshot bytes."""
+        names = self.rules.names
         head = orjson.dumps(
             {
                 "pool": self.pool.state(),
                 "keys": self.keys.state(),
-                "cooldown": [[r, k, t] for (r, k), t in sorted(self.cooldown_until.items())],
+                "rules": self.rules.as_json(),
+                "cooldown": [[names[r], k, t] for (r, k), t in sorted(self.cooldown_until.items())],
             }
         )
         return _LENGTH.pack(len(head)) + head + self.engine.snapshot()
@@ -73,10 +117,17 @@ def new_partition(
     inputs: Sequence[tuple[str, str]],
     max_bytes: int,
     engine_kind: EngineKind,
+    rules: RuleSetIdentity,
     snapshot: bytes | None = None,
     offsets: dict[str, int] | None = None,
 ) -> PartitionState:
-    """A fresh partition state, or one restored from `PartitionState.encode()` bytes."""
+    """A fresh partition state, or one restored from `PartitionState.encode()` bytes.
+
+    A snapshot taken with other rules (another version of some rule, rules added or
+    removed: a hot reload, or a restart with changed rule files) is restored rule by rule:
+    a rule whose identity (`nfa.migrate.rule_identity`) is unchanged continues its partial
+    matches and cooldowns, any other rule starts empty.
+    """
     pool, keys = StringPool(), StringPool()
     cooldown: dict[tuple[int, int], int] = {}
     if snapshot is None:
@@ -85,14 +136,46 @@ def new_partition(
         (length,) = _LENGTH.unpack_from(snapshot)
         head = orjson.loads(snapshot[_LENGTH.size : _LENGTH.size + length])
         pool, keys = StringPool.from_state(head["pool"]), StringPool.from_state(head["keys"])
-        cooldown = {(int(r), int(k)): int(t) for r, k, t in head["cooldown"]}
-        engine = engine_kind.restore(programs, pool, snapshot[_LENGTH.size + length :])
+        data = snapshot[_LENGTH.size + length :]
+        old = RuleSetIdentity.from_json(head["rules"]) if "rules" in head else rules
+        if old == rules:
+            engine = engine_kind.restore(programs, pool, data)
+        else:
+            # With SQL rules the engine is a mixed one, whose snapshot wraps the CEP part.
+            if rules.sql and not old.sql:
+                data = wrap_cep_snapshot(data)
+            elif old.sql and not rules.sql:
+                data = cep_snapshot_of(data)
+            if data or rules.sql:
+                engine = engine_kind.restore(programs, pool, data, rules.carry_over_from(old))
+            else:  # only SQL rules before, none now: nothing carries over
+                engine = engine_kind(programs, pool)
+        cooldown = _cooldowns(head["cooldown"], old, rules)
     used = used_columns(programs)
     decoders = {
         topic: StreamDecoder(schema, stream, pool, keys, max_bytes, used)
         for topic, stream in inputs
     }
-    return PartitionState(number, pool, keys, engine, decoders, dict(offsets or {}), cooldown)
+    return PartitionState(
+        number, pool, keys, engine, decoders, rules, dict(offsets or {}), cooldown
+    )
+
+
+def _cooldowns(
+    entries: list[list[object]], old: RuleSetIdentity, rules: RuleSetIdentity
+) -> dict[tuple[int, int], int]:
+    """Cooldowns of rules that continue (by name; checkpoints before names: by index)."""
+    continuing = set(rules.names)
+    if old != rules:  # a changed rule's cooldowns went with its partial matches
+        keep_nfa, keep_sql = rules.carry_over_from(old)
+        continuing = {rules.names[i] for i, o in enumerate([*keep_nfa, *keep_sql]) if o is not None}
+    index = {name: i for i, name in enumerate(rules.names)}
+    out: dict[tuple[int, int], int] = {}
+    for rule, key, until in entries:
+        name = rule if isinstance(rule, str) else old.names[int(str(rule))]
+        if name in continuing and name in index:
+            out[(index[name], int(str(key)))] = int(str(until))
+    return out
 
 
 class EngineKindOf:
@@ -105,5 +188,13 @@ class EngineKindOf:
     def __call__(self, programs: Sequence[Program], pool: StringPool) -> MatchEngine:
         return self._create(programs, pool)
 
-    def restore(self, programs: Sequence[Program], pool: StringPool, data: bytes) -> MatchEngine:
-        return self._restore(programs, pool, data)
+    def restore(
+        self,
+        programs: Sequence[Program],
+        pool: StringPool,
+        data: bytes,
+        keep: RuleCarryOver | None = None,
+    ) -> MatchEngine:
+        if keep is None:
+            return self._restore(programs, pool, data)
+        return self._restore(programs, pool, data, keep[0])

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from nfa.batch import StringPool
+from nfa.migrate import CarryOver
 from nfa.mixed import CepFactory, CepRestore, MixedEngine
 from nfa.program import Program
 from nfa.reference import EngineConfig
@@ -48,7 +49,13 @@ class MixedKind:
     def __call__(self, programs: Sequence[Program], pool: StringPool) -> MixedEngine:
         return MixedEngine.create(programs, self.sql_programs, pool, self._create, self.config)
 
-    def restore(self, programs: Sequence[Program], pool: StringPool, data: bytes) -> MixedEngine:
+    def restore(
+        self,
+        programs: Sequence[Program],
+        pool: StringPool,
+        data: bytes,
+        keep: tuple[CarryOver, CarryOver] | None = None,
+    ) -> MixedEngine:
         return MixedEngine.restore(
-            programs, self.sql_programs, pool, data, self._restore, self.config
+            programs, self.sql_programs, pool, data, self._restore, self.config, keep, self._create
         )

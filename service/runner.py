@@ -21,26 +21,36 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry
 
+from cep.compiler import CompiledRules
 from cep.errors import CepError
 from cep.loader import load_paths
+from nfa.batch import StringPool
 from nfa.program import Schema
-from service.app import Service
+from service.app import Service, engine_kind
 from service.cli import EXIT_FAILED, EXIT_OK
 from service.collectors import LoopCalls, StateCollector
 from service.config import ConfigError, ServiceConfig, load_config
 from service.http import OpsServer, ServiceBackend
 from service.logs import Masker, configure_logging
+from service.reload import AUDIT_KEPT, RuleDeployer, deploy_waiting
 
 log = logging.getLogger("cep.service")
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by the first SIGINT/SIGTERM; a second SIGINT forces exit."""
+def stop_on_signals(reload: threading.Event | None = None) -> Iterator[threading.Event]:
+    """An event set by the first SIGINT/SIGTERM; a second SIGINT forces exit. SIGHUP sets
+    `reload` (look at the rule files now)."""
     stop = threading.Event()
     previous: dict[signal.Signals, Any] = {}
+
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        log.info("SIGHUP: looking at the rule files")
+        if reload is not None:
+            reload.set()
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
@@ -51,6 +61,8 @@ def stop_on_signals() -> Iterator[threading.Event]:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, handler)
+        if reload is not None:
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     try:
         yield stop
     finally:
@@ -126,8 +138,10 @@ def serve(
     duration: float | None = None,
     on_alert: Callable[[dict[str, Any]], None] | None = None,
     on_tick: Callable[[Service], None] | None = None,
+    reload: threading.Event | None = None,
 ) -> int:
-    """Run until `stop` is set or `duration` seconds have passed; the exit code."""
+    """Run until `stop` is set or `duration` seconds have passed; the exit code. `reload`
+    (SIGHUP) makes the rule watcher look at the rule files at once."""
     compiled = load_paths(rule_paths(config)).compile()
     check_sensitive_fields(config, compiled.schema)
     registry, calls = CollectorRegistry(), LoopCalls()
@@ -147,12 +161,14 @@ def serve(
         if server is not None:
             server.close()
         raise
+    deployer = start_deployer(config, service, backend, compiled, reload)
     try:
         code = _loop(service, backend, calls, stop, duration, on_tick)
         if code == EXIT_OK and not final_checkpoint(service):
             discard_progress(service)  # tried once; closing must not wait for it again
             code = EXIT_FAILED
     finally:
+        deployer.close()
         try:
             service.close()  # (checkpoint again: a no-op when clean), close the clients
         finally:
@@ -178,6 +194,10 @@ def _loop(
     try:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             consumed = service.run_once()
+            if backend.deployer is not None:
+                deploy_waiting(
+                    backend.deployer, service, backend.set_rules, service.metrics.rule_reloads.inc
+                )
             backend.iteration(consumed)
             calls.run_pending()
             if on_tick is not None:
@@ -195,6 +215,40 @@ def _loop(
         calls.unbind()
     log.info("stopping: the batch is finished; checkpointing and committing")
     return EXIT_OK
+
+
+def start_deployer(
+    config: ServiceConfig,
+    service: Service,
+    backend: ServiceBackend,
+    compiled: CompiledRules,
+    reload: threading.Event | None,
+) -> RuleDeployer:
+    """The rule watcher (`service.reload`): audit records go to Redis as well as the log."""
+    audit_key = f"cep:{service.group}:deployments"
+
+    def store(record: dict[str, Any]) -> None:
+        pipe = service.redis.pipeline()
+        pipe.lpush(audit_key, orjson.dumps(record))
+        pipe.ltrim(audit_key, 0, AUDIT_KEPT - 1)
+        pipe.execute()
+
+    def build(rules: CompiledRules) -> None:  # compile the kernels off the loop thread
+        programs = [p for p in rules.programs if p.info.enabled]
+        sql = [p for p in rules.sql_programs if p.info.enabled]
+        engine_kind(config.engine, rules.schema, sql)(programs, StringPool())
+
+    deployer = RuleDeployer(
+        rule_paths(config),
+        compiled,
+        build,
+        service.metrics.rule_reload_failures.inc,
+        store,
+        config.rules_watch_interval_ms / 1000,
+        reload,
+    )
+    backend.deployer = deployer
+    return deployer.start()
 
 
 def final_checkpoint(service: Service) -> bool:
@@ -228,8 +282,9 @@ def run_service(config_path: str) -> int:
         verbose = logging.getLogger().level == logging.DEBUG  # `cep -v run` wins
         level = "DEBUG" if verbose else config.log.level
         configure_logging(config.log.format, level, Masker(config.sensitive_fields))
-        with stop_on_signals() as stop:
-            return serve(config, stop)
+        reload = threading.Event()
+        with stop_on_signals(reload) as stop:
+            return serve(config, stop, reload=reload)
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_FAILED

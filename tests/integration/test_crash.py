@@ -17,6 +17,7 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 from support import drain, service_config
+from test_http import free_port, get
 
 from cep.loader import compile_paths
 from service.app import Service
@@ -70,6 +71,7 @@ def test_sigkill_ten_times_loses_nothing(
     )
     create_topics(kafka_bootstrap, {inp: 2, expected_topic: 1, crashed_topic: 1})
     events = stream(3)
+    port = free_port()
     # The crashing daemon runs while the input is still being produced.
     (tmp_path / "crash").mkdir()
     (tmp_path / "crash" / "r.cep").write_text(RULES.replace("ALERTS", crashed_topic))
@@ -84,7 +86,7 @@ def test_sigkill_ten_times_loses_nothing(
         "rules": [str(tmp_path / "crash")],
         "engine": "numba",
         "inputs": [{"topic": inp, "stream": "txns"}],
-        "metrics": {"port": 0},
+        "http": {"port": port},
         "checkpoint_interval_ms": 100,
         "batch": {"max_messages": 50, "max_wait_ms": 20},
     }
@@ -116,6 +118,10 @@ def test_sigkill_ten_times_loses_nothing(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 90
+    # Up and running (the signal handlers are in place) before anything is judged: the
+    # killed runs may already have committed everything.
+    while get(port, "/readyz", token=None)[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
     while (
         committed_total(kafka_bootstrap, f"crash-{topic_name}", inp, 2) < EVENTS
         and time.monotonic() < deadline
