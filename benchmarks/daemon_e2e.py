@@ -3,7 +3,8 @@ event-to-alert latency at a steady rate, with the broker's own share measured ap
 
 `python -m benchmarks.daemon_e2e [--events N] [--rate R] [--seconds S] [--engine numba]`
 
-1. Throughput: N card transactions (~120-byte JSON) are produced first; the daemon (one
+1. Throughput: N card transactions (~150-byte JSON) are produced first; a bare consumer
+   with the daemon's settings reads half of them (the broker's and client's ceiling); the daemon (one
    `Service`, one core) consumes, decodes, matches, produces alerts, checkpoints to Redis
    and commits until it has read them all. The wall time is split with the daemon's own
    histograms: decode, engine, emit (alerts built and handed to the producer), checkpoint
@@ -152,6 +153,25 @@ def daemon_latency(
     return [(seen[c] - t) * 1000 for c, t in sent.items() if c in seen]
 
 
+def bare_consume_rate(bootstrap: str, topic: str, count: int, max_messages: int) -> float:
+    """Messages/s a bare consumer (the daemon's settings and batch size) reads `topic` at:
+    the broker's and client's own ceiling for phase 1."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-bare-read", **consumer_defaults()}
+    )
+    consumer.subscribe([topic])
+    read, first = 0, None
+    deadline = time.monotonic() + 300
+    while read < count and time.monotonic() < deadline:
+        got = [m for m in consumer.consume(max_messages, 0.05) if m.error() is None]
+        if got and first is None:
+            first = time.perf_counter()
+        elif first is not None:
+            read += len(got)
+    consumer.close()
+    return read / (time.perf_counter() - first) if first is not None else 0.0
+
+
 def histogram_sum(registry: CollectorRegistry, name: str) -> float:
     return float(registry.get_sample_value(f"cep_{name}_seconds_sum") or 0.0)
 
@@ -218,6 +238,9 @@ def main() -> None:
         on_alert: Callable[[dict[str, Any]], None] = lambda a: seen.setdefault(  # noqa: E731
             a["key"], time.perf_counter()
         )
+        bare_rate = bare_consume_rate(
+            broker.bootstrap, "txns", len(values) // 2, config.batch.max_messages
+        )
         registry = CollectorRegistry()
         service = Service(config, rules, registry=registry, on_alert=on_alert)
         events_per_s, split = throughput(service, registry, len(values))
@@ -233,6 +256,7 @@ def main() -> None:
         "engine": args.engine,
         "events_per_s": round(events_per_s),
         "time_split_percent": split,
+        "bare_consumer_messages_per_s": round(bare_rate),
         "latency_rate_events_per_s": args.rate,
         "broker_latency_ms": broker_ms,
         "daemon_latency_ms": daemon_ms,
