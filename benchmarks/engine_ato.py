@@ -37,6 +37,7 @@ from benchmarks.multistream import (
     EPOCH_MS,
     MINUTE_MS,
     Columns,
+    build_and_memory,
     compare_prefix,
     interned,
     load_rule,
@@ -231,14 +232,10 @@ def main() -> None:
         **run.figures(),
         "planted_chains": len(cashouts),
         "planted_chains_found": len(found.intersection(cashouts.tolist())),
-        "engine_build_s": round(engine.build_s, 3),
-        "generate_s": round(generate_s, 2),
-        "input_compact_mb": round(columns.nbytes / 2**20, 1),
-        "pool_strings": len(pool),
-        "rss_after_generating_mb": rss_data,
-        "peak_rss_generating_mb": peak_data,
-        "peak_rss_product_run_mb": peak_product,
     }
+    figures.update(
+        build_and_memory(engine, generate_s, columns, pool, (rss_data, peak_data, peak_product))
+    )
     figures.update(compare_prefix(rules.programs, pool, columns, args.prefix, args.batch))
     figures["peak_rss_mb"] = peak_rss_mb()  # with the reference engine's prefix run
     report("engine_ato", figures)

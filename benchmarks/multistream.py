@@ -262,3 +262,25 @@ def rss_mb() -> float:
     except (OSError, IndexError, ValueError):
         return 0.0
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def build_and_memory(
+    engine: Engine,
+    generate_s: float,
+    columns: Any,
+    pool: StringPool,
+    rss: tuple[float, float, float],
+) -> dict[str, Any]:
+    """The figures every workload reports about building and memory: the engine's build
+    time, input generation, the input's size, the pool, and RSS after generating, at its
+    peak while generating and after the product run."""
+    rss_data, peak_data, peak_product = rss
+    return {
+        "engine_build_s": round(engine.build_s, 3),
+        "generate_s": round(generate_s, 2),
+        "input_compact_mb": round(columns.nbytes / 2**20, 1),
+        "pool_strings": len(pool),
+        "rss_after_generating_mb": rss_data,
+        "peak_rss_generating_mb": peak_data,
+        "peak_rss_product_run_mb": peak_product,
+    }
