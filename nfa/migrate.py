@@ -45,6 +45,11 @@ def carry_over(old: Sequence[str], new: Sequence[str]) -> CarryOver:
     return [where.get(identity) for identity in new]
 
 
+def renumbering(keep: CarryOver) -> dict[int, int]:
+    """Old rule index -> new rule index, for the rules that continue."""
+    return {old: new for new, old in enumerate(keep) if old is not None}
+
+
 def dropped_rules(old: Sequence[str], keep: CarryOver) -> list[int]:
     """Indices of old rules that no new rule continues: their partial matches are lost."""
     kept = {index for index in keep if index is not None}

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from nfa.batch import EventBatch, StringPool
 from nfa.interpret import Evaluator, Event, Value
+from nfa.migrate import renumbering
 from nfa.program import F_AND, F_NOT, F_OR, F_TRUE, Action, Program, SkipKind, StateKind
 from nfa.reference_bounds import enforce_bounds
 from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
@@ -350,7 +351,7 @@ class ReferenceEngine:
         for name, value in pickle.loads(data).items():  # noqa: S301 - own snapshots only
             setattr(engine, name, value)
         if keep is not None:
-            new_index = {old: new for new, old in enumerate(keep) if old is not None}
+            new_index = renumbering(keep)
             engine.states = {
                 (key, new_index[rule]): state
                 for (key, rule), state in engine.states.items()

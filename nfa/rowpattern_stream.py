@@ -24,6 +24,7 @@ import orjson
 
 from nfa.batch import EventBatch, StringPool
 from nfa.expr import Type
+from nfa.migrate import renumbering
 from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
 from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
 from nfa.rowpattern_expr import Frame, Value, evaluate
@@ -134,7 +135,7 @@ class RowPatternEngine:
         rules no new rule continues are dropped."""
         engine = cls(programs, pool, config)
         doc = orjson.loads(data)
-        new_index = {old: new for new, old in enumerate(keep or range(len(programs)))}
+        new_index = renumbering(keep if keep is not None else list(range(len(programs))))
         for rule, key, state in doc["states"]:
             if rule in new_index:
                 engine.states[(new_index[rule], key)] = _state_from_json(state)

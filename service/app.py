@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -42,65 +42,25 @@ from confluent_kafka import (
 from prometheus_client import CollectorRegistry
 
 from cep.compiler import CompiledRules
-from cep.parser import parse_duration
 from nfa.batch import EventBatch
-from nfa.migrate import rule_identity
-from nfa.program import Schema
-from nfa.reference import EngineConfig, ReferenceEngine
-from nfa.rowpattern_rule import SqlProgram
-from service.collectors import live_partial_matches
-from service.config import EngineBounds, ServiceConfig
+from service.config import ServiceConfig
 from service.metrics import Metrics
 from service.outputs import OFFSET_BITS, OutputsMixin
 from service.partition import (
-    EngineKind,
-    EngineKindOf,
     PartitionState,
-    RuleSetIdentity,
     new_partition,
 )
-from service.rule_alerts import MixedKind, RuleProgram
+from service.rule_set import RuleSetMixin
 from service.state import Checkpoint, CheckpointStore, RedisCheckpointStore
 
 log = logging.getLogger("cep.service")
-
-
-def engine_kind(
-    name: str,
-    schema: Schema,
-    sql_programs: Sequence[SqlProgram] = (),
-    bounds: EngineBounds | None = None,
-) -> EngineKind:
-    """The engine class chosen in the config, in processing-time mode (match on arrival,
-    nothing is late) when every stream is a processing-time stream, with the config's
-    `bounds`; with SQL rules, a mixed engine (`nfa.mixed`) holding it and the streaming
-    row pattern engine."""
-    bounds = bounds or EngineBounds()
-    config = EngineConfig(
-        max_runs_per_key=bounds.max_runs_per_key,
-        max_runs_per_rule=bounds.max_runs_per_rule,
-        max_keys=bounds.max_keys,
-        max_buffered_events=bounds.max_buffered_events,
-        processing_time=all(s.processing_time for s in schema.streams),
-    )
-    engine: Any = ReferenceEngine
-    if name == "numba":
-        from nfa.engine import Engine
-
-        engine = Engine
-    if sql_programs:
-        return MixedKind(sql_programs, engine, engine.restore, config)
-    return EngineKindOf(
-        lambda programs, pool: engine(programs, pool, config),
-        lambda programs, pool, data, keep=None: engine.restore(programs, pool, data, config, keep),
-    )
 
 
 def encode_seq(input_index: int, offset: int) -> int:
     return (input_index << OFFSET_BITS) | offset
 
 
-class Service(OutputsMixin):
+class Service(OutputsMixin, RuleSetMixin):
     """A running daemon; `run_once` is one loop iteration, so tests can drive it."""
 
     def __init__(
@@ -157,59 +117,12 @@ class Service(OutputsMixin):
             config.engine,
         )
 
-    def _install(self, rules: CompiledRules) -> None:
-        """Make `rules` (their enabled rules) the running rule set."""
-        self.compiled = rules
-        self.programs = [p for p in rules.programs if p.info.enabled]
-        sql_programs = [p for p in rules.sql_programs if p.info.enabled]
-        self.rules: list[RuleProgram] = [*self.programs, *sql_programs]  # match.rule order
-        self.schema = rules.schema
-        self.identity = RuleSetIdentity.of(self.programs, sql_programs)
-        self.engine_kind = engine_kind(
-            self.config.engine, self.schema, sql_programs, self.config.bounds
-        )
-        self.cooldown_ms = [self._cooldown(p.info.name) for p in self.rules]
-
-    def apply_rules(self, rules: CompiledRules) -> dict[str, int]:
-        """Swap in another rule set (same streams) between two batches, for every partition
-        group at once: each group's state goes through its checkpoint encoding and is
-        restored rule by rule (`service.partition.new_partition`). If any group fails, the
-        old rule set stays. Returns the partial matches dropped per old rule name."""
-        old_compiled, old_rules = self.compiled, self.rules
-        kept = {identity for identity in (*self.identity.nfa, *self.identity.sql)}
-        self._install(rules)
-        kept &= {*self.identity.nfa, *self.identity.sql}
-        try:
-            swapped = {
-                number: self._partition(number, state.encode(), state.next_offsets)
-                for number, state in self.partitions.items()
-            }
-        except Exception:
-            self._install(old_compiled)
-            raise
-        dropped: dict[str, int] = defaultdict(int)
-        for number, state in self.partitions.items():
-            counts = live_partial_matches(state.engine, len(old_rules))
-            for rule, count in zip(old_rules, counts, strict=True):
-                if count and rule_identity(rule) not in kept:
-                    dropped[rule.info.name] += count
-            swapped[number].last_event_ms = state.last_event_ms
-            swapped[number].dirty = True  # the next checkpoint records the new rules
-        self.partitions = swapped
-        for name, count in dropped.items():
-            self.metrics.reload_dropped.labels(name).inc(count)
-        return dict(dropped)
-
     def _warm_up(self) -> None:
         """Compile (or load from the disk cache) every kernel before joining the group, so
         an assignment callback never waits for the compiler."""
         started = time.perf_counter()
         self._partition(-1)
         log.info("rules compiled in %.1f s", time.perf_counter() - started)
-
-    def _cooldown(self, rule: str) -> int:
-        settings = self.config.rule_settings.get(rule)
-        return parse_duration(settings.cooldown).millis if settings and settings.cooldown else 0
 
     # ------------------------------------------------------------------ partitions
     def _partition(

@@ -29,13 +29,14 @@ from cep.errors import CepError
 from cep.loader import load_paths
 from nfa.batch import StringPool
 from nfa.program import Schema
-from service.app import Service, engine_kind
+from service.app import Service
 from service.cli import EXIT_FAILED, EXIT_OK
 from service.collectors import LoopCalls, StateCollector
 from service.config import ConfigError, ServiceConfig, load_config
 from service.http import OpsServer, ServiceBackend
 from service.logs import Masker, configure_logging
 from service.reload import AUDIT_KEPT, RuleDeployer, deploy_waiting
+from service.rule_set import engine_kind
 
 log = logging.getLogger("cep.service")
 

@@ -11,8 +11,8 @@ from cep.compiler import compile_rules
 from cep.parser import parse_text
 from nfa.batch import StringPool
 from nfa.reference import EngineConfig
-from service.app import engine_kind
 from service.config import ConfigError, config_from_mapping, load_config
+from service.rule_set import engine_kind
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "service.example.yaml"
 

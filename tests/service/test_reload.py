@@ -251,8 +251,8 @@ SELECT * FROM txns MATCH_RECOGNIZE (
 def test_rules_gaining_and_losing_sql_rules_keep_what_continues(tmp_path: Path) -> None:
     """Plain engine -> mixed (first SQL rule) -> SQL only -> plain again."""
     from nfa.batch import batch_from_records
-    from service.app import engine_kind
     from service.collectors import live_partial_matches
+    from service.rule_set import engine_kind
 
     def partition(snapshot: bytes | None = None) -> Any:
         rules = _compile(tmp_path)

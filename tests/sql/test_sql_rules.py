@@ -14,11 +14,11 @@ from nfa.batch import StringPool, batch_from_records
 from nfa.mixed import MixedEngine
 from nfa.reference import ReferenceEngine
 from nfa.results import EngineOutput
-from service.app import engine_kind
 from service.cli import main
 from service.partition import RuleSetIdentity, new_partition
 from service.replay import replay
 from service.rule_alerts import rule_alert
+from service.rule_set import engine_kind
 from service.ruletest import run_rule_tests
 
 STREAMS = """\
