@@ -20,37 +20,93 @@ from nfa.program import Schema
 
 
 class StringPool:
-    """Interns strings as dense int ids; id 0 is the empty string."""
+    """Interns strings as int ids; id 0 is the empty string.
+
+    Ids are stable: `release` frees the ids nothing references any more (a long-running
+    service reads fields unique per event, and its pools would otherwise grow with history),
+    and a freed id is given to a later new string. Because an id can change its string,
+    whatever caches per-id results (`nfa.string_tables`, the decoder's string table) watches
+    `generation`, which `release` increments, and `recycled`, the ids reused since.
+    `len()` is one more than the largest id ever given: the size of per-id arrays.
+    """
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {"": 0}
-        self._values: list[str] = [""]
+        self._values: list[str | None] = [""]
+        self._free: list[int] = []
+        self._pinned: set[int] = {0}
+        self.generation = 0
+        self.recycled: list[int] = []  # ids given again since the last `release`
 
     def intern(self, value: str) -> int:
         found = self._ids.get(value)
         if found is None:
-            found = len(self._values)
+            if self._free:
+                found = self._free.pop()
+                self._values[found] = value
+                self.recycled.append(found)
+            else:
+                found = len(self._values)
+                self._values.append(value)
             self._ids[value] = found
-            self._values.append(value)
         return found
+
+    def pin(self, ident: int) -> None:
+        """Never release `ident` (a constant compiled into a kernel)."""
+        self._pinned.add(ident)
 
     def lookup(self, value: str) -> int | None:
         return self._ids.get(value)
 
     def value(self, ident: int) -> str:
+        found = self._values[ident]
+        if found is None:
+            raise KeyError(f"string id {ident} was released")
+        return found
+
+    def get(self, ident: int) -> str | None:
+        """The string of `ident`, None when it was released."""
         return self._values[ident]
 
     def __len__(self) -> int:
         return len(self._values)
 
-    def state(self) -> list[str]:
+    @property
+    def live(self) -> int:
+        """How many strings the pool holds (ids not released)."""
+        return len(self._ids)
+
+    def release(self, referenced: npt.NDArray[np.int64]) -> int:
+        """Free every id not in `referenced` (nor pinned); returns how many were freed."""
+        keep = np.zeros(len(self._values), np.bool_)
+        inside = referenced[(referenced >= 0) & (referenced < len(self._values))]
+        keep[inside] = True
+        keep[list(self._pinned)] = True
+        freed = 0
+        for ident in np.flatnonzero(~keep).tolist():
+            value = self._values[ident]
+            if value is not None:
+                del self._ids[value]
+                self._values[ident] = None
+                self._free.append(ident)
+                freed += 1
+        # the largest ids are handed out last: the arrays sized by len() stay small
+        self._free.sort(reverse=True)
+        self.generation += 1
+        self.recycled = []
+        return freed
+
+    def state(self) -> list[str | None]:
+        """Every id's string (None: released); `from_state` inverts it. Pins are not kept:
+        the kernels pin their constants again when they are built."""
         return list(self._values)
 
     @classmethod
-    def from_state(cls, values: list[str]) -> StringPool:
+    def from_state(cls, values: list[str | None]) -> StringPool:
         pool = cls()
-        for value in values[1:]:
-            pool.intern(value)
+        pool._values = list(values) if values else [""]
+        pool._ids = {v: i for i, v in enumerate(pool._values) if v is not None}
+        pool._free = sorted((i for i, v in enumerate(pool._values) if v is None), reverse=True)
         return pool
 
 

@@ -120,8 +120,10 @@ class ExprWriter:
         self.counter = 0
 
     def literal(self, value: ir.ConstValue, type_: ir.Type) -> str:
-        if type_ is ir.Type.STRING:
-            return str(self.pool.intern(str(value)))
+        if type_ is ir.Type.STRING:  # compiled in: the pool must never release it
+            ident = self.pool.intern(str(value))
+            self.pool.pin(ident)
+            return str(ident)
         if type_ is ir.Type.FLOAT:
             return float_literal(float(value))  # type: ignore[arg-type]
         if type_ is ir.Type.BOOL:

@@ -255,6 +255,8 @@ class Service(OutputsMixin, RuleSetMixin):
         if not dirty:
             return
         started = time.perf_counter()  # cep_checkpoint_seconds
+        for state in dirty:
+            self._compact_pools(state)
         offsets = [TopicPartition(t, p.number, o) for p in dirty for t, o in p.next_offsets.items()]
         if self.transactional:
             # Outputs and offsets commit atomically; the checkpoint is saved just before, so
@@ -288,6 +290,21 @@ class Service(OutputsMixin, RuleSetMixin):
         for state in dirty:
             state.dirty = False
         self.metrics.checkpoint_seconds.observe(time.perf_counter() - started)
+
+    def _compact_pools(self, state: PartitionState) -> None:
+        """Free pool entries no state refers to (`PartitionState.compact_pools`)."""
+        strings, keys = state.compact_pools(self.config.bounds.compact_pools_at)
+        if strings or keys:
+            self.metrics.pool_released.labels("strings").inc(strings)
+            self.metrics.pool_released.labels("keys").inc(keys)
+            log.info(
+                "partition %d: released %d strings and %d keys; %d and %d remain",
+                state.number,
+                strings,
+                keys,
+                state.pool.live,
+                state.keys.live,
+            )
 
     def _save(self, dirty: list[PartitionState]) -> bool:
         """Save the checkpoints; False (logged, nothing committed) while Redis is down."""

@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily
@@ -273,6 +273,7 @@ class StateSample:
     partial_matches: dict[str, int]  # rule -> live partial matches
     watermark_lag: dict[tuple[str, int], float]  # (stream, partition) -> seconds
     consumer_lag: dict[tuple[str, int], int]  # (topic, partition) -> messages
+    pool_entries: dict[str, int] = field(default_factory=dict)  # "strings"/"keys" -> entries
 
 
 def sample_service(service: Any, now: float) -> StateSample:
@@ -281,7 +282,10 @@ def sample_service(service: Any, now: float) -> StateSample:
     names = [p.info.name for p in service.programs]  # the NFA programs
     matches = dict.fromkeys(names, 0)
     watermark_lag: dict[tuple[str, int], float] = {}
+    pools = {"strings": 0, "keys": 0}
     for number, state in list(service.partitions.items()):
+        pools["strings"] += state.pool.live
+        pools["keys"] += state.keys.live
         try:
             counts = live_partial_matches(state.engine, len(names))
         except NotSupported as exc:
@@ -294,7 +298,7 @@ def sample_service(service: Any, now: float) -> StateSample:
             if watermark > NO_TIME:
                 name = service.schema.streams[stream].name
                 watermark_lag[(name, number)] = max(0.0, now - watermark / 1000)
-    return StateSample(matches, watermark_lag, consumer_lag(service.consumer))
+    return StateSample(matches, watermark_lag, consumer_lag(service.consumer), pools)
 
 
 def consumer_lag(consumer: Any) -> dict[tuple[str, int], int]:
@@ -348,11 +352,18 @@ class StateCollector(Collector):
             "Messages between the consumer's position and the log end",
             labels=["topic", "partition"],
         )
+        pools = GaugeMetricFamily(
+            "cep_pool_entries",
+            "Strings and keys the partition groups' pools hold (compacted at checkpoints)",
+            labels=["pool"],
+        )
         if sample is not None:
+            for pool, entries in sorted(sample.pool_entries.items()):
+                pools.add_metric([pool], entries)
             for rule, count in sorted(sample.partial_matches.items()):
                 matches.add_metric([rule], count)
             for (stream, number), seconds in sorted(sample.watermark_lag.items()):
                 watermark.add_metric([stream, str(number)], seconds)
             for (topic, number), messages in sorted(sample.consumer_lag.items()):
                 lag.add_metric([topic, str(number)], messages)
-        yield from (matches, watermark, lag)
+        yield from (matches, watermark, lag, pools)

@@ -163,9 +163,13 @@ class EngineBounds:
     max_runs_per_rule: int = 0  # per rule over all keys; beyond it the oldest are dropped
     max_keys: int = 0  # keys holding partial matches; the least recently active are evicted
     max_buffered_events: int = 0  # events waiting for the watermark; the oldest are dropped
+    # string and key pools: at a checkpoint, free the entries no state refers to once the
+    # pool holds this many and twice as many as after its last compaction (0: never)
+    compact_pools_at: int = 10_000
 
     def validate(self) -> None:
-        for name in ("max_runs_per_key", "max_runs_per_rule", "max_keys", "max_buffered_events"):
+        names = ("max_runs_per_key", "max_runs_per_rule", "max_keys", "max_buffered_events")
+        for name in (*names, "compact_pools_at"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"bounds.{name}: expected a whole number >= 0, got {value!r}")

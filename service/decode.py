@@ -111,6 +111,10 @@ class ReferenceDecoder:
         self.keys = keys
         self.max_bytes = max_bytes
 
+    def forget_strings(self) -> None:
+        """The pools released ids (`StringPool.release`): drop any id remembered for a
+        string. This decoder remembers none."""
+
     def interns(self, column: int) -> bool:
         """Whether a string column's values go into the pool (used, or the key)."""
         if self.used is None or column in self.used:
@@ -253,6 +257,10 @@ class StreamDecoder(ReferenceDecoder):
         self.plan = KernelPlan(schema, self.stream_index, self.interns)
         self.tables = StringTables()
         self._batches = 0
+
+    def forget_strings(self) -> None:
+        """The kernel's string table caches pool and key ids: start it again empty."""
+        self.tables.clear(len(self.tables.rows))
 
     def decode(
         self, values: Sequence[bytes | None], seqs: Sequence[int], record_ts: Sequence[int]

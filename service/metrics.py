@@ -33,6 +33,7 @@ class Metrics:
     rule_reloads: Counter
     reload_dropped: Counter
     rule_reload_failures: Counter
+    pool_released: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -102,6 +103,12 @@ class Metrics:
             rule_reload_failures=Counter(
                 "cep_rule_reload_failures",
                 "Rule set reloads that failed (the old rules stay)",
+                registry=registry,
+            ),
+            pool_released=Counter(
+                "cep_pool_released",
+                "String or key pool entries freed at a checkpoint (no state referred to them)",
+                ["pool"],
                 registry=registry,
             ),
         )

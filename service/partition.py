@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import orjson
 
 from nfa.batch import EventBatch, StringPool
@@ -24,6 +25,7 @@ from nfa.mixed import cep_snapshot_of, wrap_cep_snapshot
 from nfa.program import Program, Schema, used_columns
 from nfa.results import EngineOutput
 from nfa.rowpattern_rule import SqlProgram
+from nfa.string_refs import referenced_ids
 from service.decode import StreamDecoder
 
 _LENGTH = struct.Struct(">I")
@@ -94,6 +96,32 @@ class PartitionState:
     cooldown_until: dict[tuple[int, int], int] = field(default_factory=dict)  # (rule, key) -> ms
     last_event_ms: dict[int, float] = field(default_factory=dict)  # stream -> wall clock
     dirty: bool = False  # processed input since the last checkpoint
+    compacted: tuple[int, int] = (0, 0)  # live pool and key entries after the last compaction
+
+    def compact_pools(self, at: int) -> tuple[int, int]:
+        """Free the string and key ids no state refers to, once the pool or the key pool
+        holds `at` entries (0: never) and twice as many as after its last compaction;
+        returns how many of each were freed.
+
+        Rules that read a field unique per event (an authorisation id) or keys that come
+        and go would otherwise grow the pools, memory and every checkpoint with history.
+        Ids stay stable (`StringPool.release`), so no state needs rewriting; the decoders
+        forget their cached ids, which may now stand for other strings.
+        """
+        grown = any(
+            pool.live >= max(at, 2 * last)
+            for pool, last in zip((self.pool, self.keys), self.compacted, strict=True)
+        )
+        found = referenced_ids(self.engine) if at and grown else None
+        if found is None:
+            return 0, 0
+        strings, keys = found
+        cooling = np.fromiter((key for _, key in self.cooldown_until), np.int64)
+        freed = self.pool.release(strings), self.keys.release(np.concatenate([keys, cooling]))
+        for decoder in self.decoders.values():
+            decoder.forget_strings()
+        self.compacted = (self.pool.live, self.keys.live)
+        return freed
 
     def encode(self) -> bytes:
         """Pools, cooldowns (by rule name) and the rules' identities as JSON, then the
