@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from benchmarks.common import peak_rss_mb, report
 from benchmarks.multistream import (
@@ -47,6 +48,7 @@ from benchmarks.multistream import (
 from cep.compiler import CompiledRules
 from nfa.batch import StringPool
 from nfa.engine import Engine
+from nfa.string_refs import referenced_ids
 
 SPAN_MS = 120 * MINUTE_MS
 WINDOW_MS = 5 * MINUTE_MS
@@ -161,6 +163,35 @@ def fired_by(run: Run, columns: Columns) -> dict[str, int]:
     return counts
 
 
+def pool_compaction(
+    rules: CompiledRules, pool: StringPool, columns: Columns, batch: int
+) -> dict[str, Any]:
+    """Half the events through a new engine, then one compaction of the string pool as a
+    checkpoint does it (`service.partition.PartitionState.compact_pools`): its time, and
+    the pool's entries and JSON bytes in the checkpoint before and after. Every auth id
+    was interned up front, so the pool holds them all: as a service's pool would after
+    the whole stream without compaction."""
+    engine = Engine(rules.programs, pool)
+    half = len(columns) // 2
+    for lo in range(0, half, batch):
+        engine.process(columns.batch(lo, min(lo + batch, half)))
+    live, encoded = pool.live, len(orjson.dumps(pool.state()))
+    started = time.perf_counter()
+    found = referenced_ids(engine)
+    assert found is not None
+    freed = pool.release(found[0])
+    took = time.perf_counter() - started
+    return {
+        "compaction_partial_matches": engine.live_partial_matches(),
+        "compaction_pool_entries_before": live,
+        "compaction_pool_entries_after": pool.live,
+        "compaction_freed": freed,
+        "compaction_pool_json_bytes_before": encoded,
+        "compaction_pool_json_bytes_after": len(orjson.dumps(pool.state())),
+        "compaction_ms": round(took * 1000, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=3_000_000)
@@ -208,6 +239,7 @@ def main() -> None:
     )
     figures.update(compare_prefix(rules.programs, pool, columns, args.prefix, args.batch))
     figures["peak_rss_mb"] = peak_rss_mb()  # with the reference engine's prefix run
+    figures.update(pool_compaction(rules, pool, columns, args.batch))
     report("engine_absence", figures)
 
 

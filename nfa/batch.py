@@ -27,7 +27,7 @@ class StringPool:
     and a freed id is given to a later new string. Because an id can change its string,
     whatever caches per-id results (`nfa.string_tables`, the decoder's string table) watches
     `generation`, which `release` increments, and `recycled`, the ids reused since.
-    `len()` is one more than the largest id ever given: the size of per-id arrays.
+    `len()` bounds the ids (the size of per-id arrays); released ids at the end are dropped.
     """
 
     def __init__(self) -> None:
@@ -88,25 +88,41 @@ class StringPool:
             if value is not None:
                 del self._ids[value]
                 self._values[ident] = None
-                self._free.append(ident)
                 freed += 1
-        # the largest ids are handed out last: the arrays sized by len() stay small
-        self._free.sort(reverse=True)
+        while self._values[-1] is None:  # released ids at the end: the pool shrinks
+            self._values.pop()
+        # the smallest free ids are handed out first, so the largest tend to be released
+        self._free = [i for i in range(len(self._values) - 1, 0, -1) if self._values[i] is None]
         self.generation += 1
         self.recycled = []
         return freed
 
-    def state(self) -> list[str | None]:
-        """Every id's string (None: released); `from_state` inverts it. Pins are not kept:
-        the kernels pin their constants again when they are built."""
-        return list(self._values)
+    def state(self) -> list[str | int]:
+        """Every id's string in id order, a run of n released ids as the int -n;
+        `from_state` inverts it. Pins are not kept: kernels pin their constants again
+        when they are built."""
+        out: list[str | int] = []
+        for value in self._values:
+            if value is not None:
+                out.append(value)
+            elif out and isinstance(out[-1], int):
+                out[-1] -= 1
+            else:
+                out.append(-1)
+        return out
 
     @classmethod
-    def from_state(cls, values: list[str | None]) -> StringPool:
+    def from_state(cls, state: list[str | int]) -> StringPool:
         pool = cls()
-        pool._values = list(values) if values else [""]
+        values: list[str | None] = []
+        for item in state:
+            if isinstance(item, int):
+                values += [None] * -item
+            else:
+                values.append(item)
+        pool._values = values or [""]
         pool._ids = {v: i for i, v in enumerate(pool._values) if v is not None}
-        pool._free = sorted((i for i, v in enumerate(pool._values) if v is None), reverse=True)
+        pool._free = [i for i in range(len(pool._values) - 1, 0, -1) if pool._values[i] is None]
         return pool
 
 

@@ -232,9 +232,19 @@ def test_pool_release_keeps_ids_stable_and_reuses_the_smallest() -> None:
         pool.value(ids[0])
     assert pool.intern("new") == ids[0] and pool.recycled == [ids[0]]
     assert pool.intern("s1") == ids[1]
+    assert pool.state() == ["", "new", "s1", -2, "s4", -1, "constant"]  # runs of holes
     restored = StringPool.from_state(pool.state())
     assert restored.state() == pool.state() and restored.live == pool.live
     assert restored.intern("again") == ids[2]
+    assert StringPool.from_state(["", "a", "b"]).intern("b") == 2  # before releases existed
+
+
+def test_released_ids_at_the_end_shrink_the_pool() -> None:
+    pool = StringPool()
+    ids = [pool.intern(f"s{i}") for i in range(1000)]
+    assert pool.release(np.array(ids[:10], np.int64)) == 990
+    assert len(pool) == 11 and pool.live == 11
+    assert pool.intern("next") == 11 and len(pool) == 12
 
 
 def test_string_tables_follow_recycled_ids() -> None:
