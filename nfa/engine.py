@@ -175,13 +175,13 @@ class Engine:
             first = int(np.argmax(above))
             prior = np.maximum.accumulate(np.concatenate(([m0], ts[:-1])))
             prior = np.maximum(prior, m0)
-            own = prior - stream.out_of_order_ms
+            own = np.maximum(prior - stream.out_of_order_ms, w0)  # never backwards (idleness)
             own[: first + 1] = w0
             late = ts <= own
             late_all[idx] = late
             own_all[idx] = own
             self.stream_max[s] = max(m0, int(ts[~late].max()))
-            self.stream_watermark[s] = self.stream_max[s] - stream.out_of_order_ms
+            self.stream_watermark[s] = max(w0, self.stream_max[s] - stream.out_of_order_ms)
         late_idx = np.flatnonzero(late_all)
         self.counters.events_late += len(late_idx)
         for i in late_idx.tolist():

@@ -301,7 +301,8 @@ class ReferenceEngine:
             self.stream_max[event.stream] = max(
                 self.stream_max.get(event.stream, NO_TIME), event.ts
             )
-            self.stream_watermark[event.stream] = self.stream_max[event.stream] - ooo
+            # never backwards: an idleness advance may have passed max - out-of-orderness
+            self.stream_watermark[event.stream] = max(own, self.stream_max[event.stream] - ooo)
         if not self.config.processing_time:
             self._release(min(self.stream_watermark.values(), default=NO_TIME), out)
         enforce_bounds(self)

@@ -87,7 +87,8 @@ class RowPatternEngine:
             if not self.config.processing_time:
                 ooo = self.schema.streams[stream].out_of_order_ms
                 self.stream_max[stream] = max(self.stream_max.get(stream, NO_TIME), ts)
-                self.stream_watermark[stream] = self.stream_max[stream] - ooo
+                # never backwards: an idleness advance may have passed max - out-of-orderness
+                self.stream_watermark[stream] = max(own, self.stream_max[stream] - ooo)
         if not self.config.processing_time:
             self._release(min(self.stream_watermark.values(), default=NO_TIME), out)
         return out

@@ -12,21 +12,23 @@ row-pattern engine. What is translated, and why it is the same:
   gives a float, or null), nor `||`, LIKE, CAST, CASE-like functions;
 - in DEFINE of V: `x` and `V.x` are the current row (the DSL's current event);
   `W.x`/`LAST(W.x)`, `FIRST(W.x)`, `count(W.*)`, `count/sum/avg/min/max(W.x)` for a W
-  *before* V read the rows mapped to W so far, which are the events the partial match
-  accepted into W (the DSL's iterative conditions); `count(V.*)` counts the current row
+  *before* V (not an alternative of V) read the rows mapped to W so far, which are the
+  events the partial match accepted into W (the DSL's iterative conditions); an
+  alternative of V has no rows then, and is refused; `count(V.*)` counts the current row
   too, so it becomes `count(V) + 1`. Other reads of V's own rows differ (the DSL excludes
   the current event) and are refused, as are PREV/NEXT, offsets, MATCH_NUMBER();
 - in MEASURES (ONE ROW PER MATCH: evaluated at the last row, so RUNNING is FINAL): the same
   reads over any variable; a plain `x` is the last row's, which the last variable (a fixed
-  count) holds; `FIRST(x)` the first variable's when it always has a row; `count(*)` the
-  sum of the variables' counts; CLASSIFIER() the last variable's name;
+  count) holds, and CLASSIFIER() its name (neither when the last element is an alternation:
+  which variable holds the last row varies); `FIRST(x)` the first variable's when it always
+  has a row; `count(*)` (and Trino's `count()`) the sum of the variables' counts;
 - in the SELECT list: the key column and the measures, by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cep import ast as dsl
 from cep.errors import Span
@@ -52,22 +54,35 @@ class Scope:
     """What names mean in one translated expression.
 
     `variables` lists the pattern variables in order with their maximum counts (None:
-    unbounded); `current` is the variable whose DEFINE this is (None in MEASURES and
-    SELECT); `first` is the first variable when it always has a row, `last` the last one.
+    unbounded), `slots` the pattern element of each (alternatives share one; empty: each
+    its own); `current` is the variable whose DEFINE this is (None in MEASURES and
+    SELECT); `first` is the first variable when it always has a row, `last` the last one
+    (None when the last element is an alternation: the last row's variable varies).
     `plain` maps SELECT-list names (the key column, the measures) to their expressions.
     """
 
     variables: tuple[tuple[str, int | None], ...]
     fields: dict[str, str]  # SQL column name -> stream field name
     time_field: str | None
-    last: str
+    last: str | None
     first: str | None = None
     current: str | None = None
     plain: dict[str, dsl.Expr] | None = None
+    slots: tuple[int, ...] = ()
     order: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "order", {v: i for i, (v, _) in enumerate(self.variables)})
+        slots = self.slots or range(len(self.variables))
+        order = {v: slot for (v, _), slot in zip(self.variables, slots, strict=True)}
+        object.__setattr__(self, "order", order)
+
+    def defining(self, name: str) -> Scope:
+        """This scope inside the DEFINE of `name`."""
+        return replace(self, current=name)
+
+    def selecting(self, plain: dict[str, dsl.Expr]) -> Scope:
+        """This scope in the SELECT list, whose names are `plain`'s."""
+        return replace(self, first=None, current=None, plain=plain)
 
 
 def translate(e: ast.Expr, scope: Scope) -> dsl.Expr:
@@ -120,11 +135,17 @@ def _column(e: ast.ColumnRef, scope: Scope) -> dsl.Expr:
             raise Untranslatable(e.span, f"the column {e.name} in the SELECT list")
         return scope.plain[e.name]
     if e.label is None and scope.current is None:
-        return dsl.Qualified(scope.last, _field(e.name, e.span, scope, True), e.span)
+        return dsl.Qualified(_last(e.span, scope), _field(e.name, e.span, scope, True), e.span)
     if e.label is None or e.label == scope.current:
         return dsl.Name(_field(e.name, e.span, scope, False), e.span)
     label = _earlier(e.label, e.span, scope)
     return dsl.Qualified(label, _field(e.name, e.span, scope, True), e.span)
+
+
+def _last(span: Span, scope: Scope) -> str:
+    if scope.last is None:
+        raise Untranslatable(span, "the last row when the last element is an alternation")
+    return scope.last
 
 
 def _earlier(label: str, span: Span, scope: Scope) -> str:
@@ -146,7 +167,7 @@ def _call(e: ast.Call, scope: Scope) -> dsl.Expr:
     if name in _SCALARS:
         return dsl.Call(name, tuple(translate(a, scope) for a in e.args), span)
     if name == "classifier" and not e.args:
-        return dsl.Literal(scope.current or scope.last, span)
+        return dsl.Literal(scope.current or _last(span, scope), span)
     if name in ("first", "last"):
         return _navigation(e, scope)
     if name in _AGGREGATES:
@@ -176,6 +197,8 @@ def _navigation(e: ast.Call, scope: Scope) -> dsl.Expr:
 
 def _aggregate(e: ast.Call, scope: Scope) -> dsl.Expr:
     span = e.span
+    if e.name == "count" and not e.args and not e.star:
+        e = replace(e, star=True)  # `count()` is `count(*)`
     if e.star:
         if e.name != "count":
             raise Untranslatable(span, f"{e.name}(*)")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cep.compiler import CompiledRules, compile_rules
 from cep.parser import parse_text
-from nfa.batch import StringPool, batch_from_records
+from nfa.batch import EventBatch, StringPool, batch_from_records
 from nfa.engine import Engine
 from nfa.reference import EngineConfig, ReferenceEngine
 from nfa.results import EngineOutput
@@ -91,6 +93,27 @@ def test_late_events() -> None:
     assert [(e.seq, e.ts, e.watermark) for e in got.late] == [(1, 1000, 4000), (2, 4000, 4000)]
     assert engine.counters == reference.counters
     assert engine.counters.events_late == 2
+
+
+@pytest.mark.parametrize("engine_class", [Engine, ReferenceEngine])
+def test_an_idleness_advance_is_not_undone_by_a_later_event(engine_class: type) -> None:
+    """The watermark never goes back: after an advance to 60 s, an event at 50 s is late
+    even though the stream's largest time (55 s) minus out-of-orderness (10 s) is lower.
+    (The row pattern engine: `tests/sql/test_stream_extensions.py`.)"""
+    rules = _rules(CARD_TESTING, "10s")
+    pool, keys = StringPool(), StringPool()
+
+    def event(seq: int, ts: int) -> EventBatch:
+        row = ("txns", {"card_id": "c1", "amount": 1.0, "ts": ts})
+        return batch_from_records(rules.schema, [row], pool, keys, seq)
+
+    engine = engine_class(rules.programs, pool)
+    assert engine.process(event(0, 55_000)).late == []
+    engine.advance_watermark(0, 60_000)
+    late = engine.process(event(1, 50_000)).late
+    assert [(e.seq, e.watermark) for e in late] == [(1, 60_000)]
+    assert engine.process(event(2, 61_000)).late == []
+    assert [(e.seq, e.watermark) for e in engine.process(event(3, 58_000)).late] == [(3, 60_000)]
 
 
 def test_snapshot_restore_continues_exactly() -> None:

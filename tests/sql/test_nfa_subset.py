@@ -1,10 +1,12 @@
 """SQL rules in the NFA subset run on the NFA engines with the row-pattern engine's results.
 
-- which rules are in the subset, and the reason given for those that are not;
+- which rules are in the subset (each extension's shapes too: gaps, leads, alternations,
+  a reluctant last variable), and the reason given for those that are not;
 - the disjointness analysis;
 - differential: random subset rules (`subset_rules`) and random keyed streams give the
   same alerts (events, stages, time, fields) on the row-pattern engine (the rule as a
   `SqlProgram`), the reference engine and the Numba engine (the rule as a `Program`);
+  `test_nfa_subset_shapes` has targeted examples of each extension;
 - the conformance cases in the subset give the bounded matcher's results on the NFA;
 - the card-testing query is on the Numba engine and finds the DSL rule's matches.
 
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from subset_rules import (
-    STREAM,
-    Alert,
-    compile_both,
-    events_for,
-    matches,
+    both_engines,
+    numba_alerts_by_rule,
     rule_text,
+    sql_rule_text,
     subset_rule,
 )
 
@@ -42,26 +41,10 @@ from nfa.batch import StringPool, batch_from_records
 from nfa.engine import Engine
 from nfa.program import Program
 from nfa.reference import ReferenceEngine
-from nfa.rowpattern_stream import RowPatternEngine
 from service.cli import main
 
 EXAMPLES = int(os.environ.get("CEP_HYPOTHESIS_EXAMPLES", "60"))
 SEEDS = 8
-#: Builds an engine over the string pool it is given.
-Engine_ = Callable[[StringPool], Any]
-RULE = """streams: |
-  {stream}
-rules:
-  - name: r
-    sql: |
-      SELECT {select} FROM s MATCH_RECOGNIZE (
-        PARTITION BY k ORDER BY ts
-        MEASURES {measures}
-        AFTER MATCH SKIP {skip}
-        PATTERN ({pattern}) {within}
-        DEFINE {define}
-      )
-"""
 
 
 def compiled(
@@ -73,15 +56,7 @@ def compiled(
     select: str = "*",
 ) -> tuple[str, str]:
     """The engine of rule `r` and the reason given."""
-    text = RULE.format(
-        stream=STREAM,
-        select=select,
-        measures=measures,
-        skip=skip,
-        pattern=pattern,
-        within=within,
-        define=define,
-    )
+    text = sql_rule_text(pattern, define, measures, skip, within, select)
     rules = load_text(text, "r.yaml").compile()
     choice = rules.engine("r")
     assert choice is not None
@@ -108,12 +83,42 @@ def compiled(
             {"within": "WITHIN INTERVAL '1' MINUTE"},
         ),
         ("A B", "A AS x = 1", {"select": "k, n * 2 AS d", "measures": "count(*) AS n"}),
+        ("A B", "A AS x = 1", {"measures": "count() AS n"}),  # Trino's count() is count(*)
+        ("A ((B) C)", "A AS x = 1", {}),  # parentheses around a concatenation
+        # A reluctant last variable ends the match at its lower bound: B+? is B.
+        ("A B+?", "A AS x = 1", {}),
+        (
+            "A B{2,}? NOT FOLLOWED BY C",
+            "B AS x > 1, C AS x = 1",
+            {"within": "WITHIN INTERVAL '1' MINUTE"},
+        ),
+        # Alternations of disjoint variables.
+        ("A (B | C) D", "A AS x = 1, B AS x = 2, C AS x = 3 AND y > A.y, D AS count(C.*) = 1", {}),
+        ("(A | B) C* D", "A AS x = 1, B AS x = 2, C AS x = 3, D AS x = 4", {}),
+        ("A (B | C)", "A AS x = 1, B AS x = 2, C AS x = 3", {"select": "k, n"}),
+        # Gaps: a reluctant loop ends at the first row of the next element.
+        ("A X*? B", "A AS x = 1, B AS x = 2", {}),
+        ("A X{0,5}? B", "A AS x = 1, X AS y > 1.0, B AS x > A.x AND count(X.*) < 3", {}),
+        ("A+ X*? B", "A AS x = 1, X AS x > 1, B AS x = 3", {}),  # A is disjoint from X, B
+        ("A X*? (B | C)", "A AS x = 1, B AS x = 2, C AS x = 3", {"skip": "TO NEXT ROW"}),
+        ("A X*? B Y*? C", "A AS x = 1, X AS x > 0, B AS count(X.*) < 2, C AS y > A.y", {}),
+        (
+            "A X*? B NOT FOLLOWED BY C",
+            "A AS x = 1, B AS x = 2, C AS x = 2",
+            {"within": "WITHIN INTERVAL '1' MINUTE"},
+        ),
+        # A greedy loop before a gap takes its longest run.
+        ("S{3,} X*? B", "S AS x < 2, B AS x > 4", {"measures": "count(S.*) AS n"}),
+        ("A S* X*? B", "A AS x = 5, S AS x < 2 AND count(S.*) < 3, X AS y > 1.0, B AS x = 3", {}),
     ],
 )
 def test_in_the_subset(pattern: str, define: str, extra: dict[str, str]) -> None:
     engine, reason = compiled(pattern, define, **extra)
     assert engine == "nfa", reason
     assert "unique" in reason
+    assert ("ends at the first row" in reason) == ("X" in pattern)
+    assert ("the greedy S before it" in reason) == ("S" in pattern)
+    assert ("alternations of disjoint variables" in reason) == ("|" in pattern)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +128,30 @@ def test_in_the_subset(pattern: str, define: str, extra: dict[str, str]) -> None
         ("A+ B", "B AS x > 2", {}, "A (a variable count) and B"),  # undefined: always true
         ("A* B? C", "A AS x < 2, B AS x > 3, C AS x = 1", {}, "A (a variable count) and C"),
         ("A+ B", "A AS x < 2 OR y > 1.0, B AS x > 2", {}, "A (a variable count) and B"),
-        ("(A | B) C", "A AS x = 1, B AS x = 2, C AS x = 3", {}, "alternation"),
+        ("(A | B) C", "A AS x = 1, B AS x >= 1, C AS x = 3", {}, "A and B of an alternation"),
+        ("(A | B)+ C", "A AS x = 1, B AS x = 2, C AS x = 3", {}, "quantified alternation"),
+        ("A (B C | D)", "A AS x = 1, B AS x = 2", {}, "alternation of more than single"),
+        ("A (B | C)", "B AS x = 1, C AS x = 2", {"measures": "CLASSIFIER() AS c"}, "last row"),
+        ("A (B | C)", "B AS x = 1, C AS x = 2", {"measures": "x AS x"}, "last row when the last"),
+        ("(A | B)", "A AS x = 1, B AS x = 2", {"select": "k"}, "the column k in the SELECT"),
+        ("A (B | C)", "B AS x = 1, C AS x = 2 AND y > B.y", {}, "rows of B in the DEFINE of C"),
+        ("A X* B", "A AS x = 1, B AS x = 2", {}, "(reluctant, X would end at the first B"),
+        ("A X+? B", "A AS x = 1, B AS x = 2", {}, "X (a variable count) and B"),
+        ("A X?? B", "A AS x = 1, B AS x = 2", {}, "X (a variable count) and B"),
+        ("A X*? B{2}", "A AS x = 1, B AS x = 2", {}, "X (a variable count) and B"),
+        ("X*? B", "B AS x = 2", {}, "X (a variable count) and B"),  # nothing before X
+        ("A B*? X*? C", "A AS x = 1, B AS x < 3, C AS x = 5", {}, "B (a variable count) and X"),
+        ("A X*? B C", "A AS x = 1, B AS x = 2", {}, "but C follows that row and may fail"),
+        ("A X*? B Y*? C", "B AS x = 2, Y AS x > 0", {}, "Y after another gap"),
+        ("A X*? B Y{0,3}? C", "B AS x = 2", {}, "Y after another gap"),
+        ("A X*? B Y*? C", "B AS x = 2, C AS y > B.y", {}, "DEFINE C reads rows of B"),
+        ("A X*? B Y*? C", "B AS x = 2, C AS count(X.*) > 1", {}, "DEFINE C reads rows of X"),
+        ("A B*?", "A AS x = 1, B AS x = 2", {}, "no fixed count"),
+        ("S{2,4} X*? B", "S AS x < 2, B AS x > 4", {}, "S (a variable count) and X"),
+        ("S+ X*? B", "S AS x < 2, B AS x < 3", {}, "S (a variable count) and B"),
+        ("S+ X*? B", "S AS x < 2, B AS x > 4 AND y > max(S.y)", {}, "DEFINE B reads rows of S"),
+        ("S+ X*? B", "S AS x < 2, X AS count(X.*) < 3, B AS x > 4", {}, "X reads rows of X"),
+        ("S+ X*? B Y*? C", "S AS x < 2, B AS x = 3, C AS y > max(S.y)", {}, "C reads rows of S"),
         ("(A B)+ C", "A AS x = 1, B AS x = 2, C AS x = 3", {}, "quantified group"),
         ("PERMUTE(A, B)", "A AS x = 1, B AS x = 2", {}, "PERMUTE"),
         ("^ A", "A AS x = 1", {}, "anchor"),
@@ -182,26 +210,6 @@ def test_disjointness(a: str, b: str, expected: bool) -> None:
     assert disjoint(right, left) is expected
 
 
-def _both(
-    data: st.DataObject, rule: tuple[str, list[list[int | None]]], cuts: list[int], advance: bool
-) -> tuple[Program, Callable[[Engine_], dict[str, list[Alert]]], dict[str, list[Alert]]]:
-    """The rule as a program, a runner of it, and the row-pattern engine's alerts."""
-    text, bands = rule
-    events = data.draw(events_for(bands), label="events")
-    on_nfa, on_rows = compile_both(text)
-    assert [p.info.name for p in on_nfa.programs] == ["r"], on_nfa.warnings
-    (program,) = on_nfa.programs
-    (sql,) = on_rows.sql_programs
-
-    def run(engine: Engine_) -> dict[str, list[Alert]]:
-        return matches(engine, program.stage_names, on_nfa, events, cuts, advance)
-
-    rows = matches(
-        lambda pool: RowPatternEngine([sql], pool), sql.stage_names, on_rows, events, cuts, advance
-    )
-    return program, run, rows
-
-
 @settings(
     max_examples=EXAMPLES * 3,
     deadline=None,
@@ -216,7 +224,7 @@ def _both(
 def test_reference_engine_equals_row_pattern_engine(
     data: st.DataObject, rule: tuple[str, list[list[int | None]]], cuts: list[int], advance: bool
 ) -> None:
-    program, run, want = _both(data, rule, cuts, advance)
+    program, run, want = both_engines(data, rule, cuts, advance)
     assert run(lambda pool: ReferenceEngine([program], pool)) == want
 
 
@@ -238,7 +246,7 @@ def test_numba_engine_equals_row_pattern_engine(
     """Rules from a few seeds, with conditions that read only the current row: the kernel
     is shared and the atoms' evaluators of these rules are compiled once, then cached."""
     rule = rule_text(random.Random(seed), history=False)
-    program, run, want = _both(data, rule, cuts, advance)
+    program, run, want = both_engines(data, rule, cuts, advance)
     assert run(lambda pool: Engine([program], pool)) == want
 
 
@@ -311,13 +319,7 @@ def test_card_testing_query_runs_on_the_numba_engine_as_the_dsl_rule(
         ("txns", {"card_id": f"c{i % 2}", "amount": float(a), "ts": i * 30_000})
         for i, a in enumerate(a for a in amounts for _ in range(2))
     ]
-    pool, keys = StringPool(), StringPool()
-    engine = Engine(rules.programs, pool)
-    out = engine.process(batch_from_records(rules.schema, records, pool, keys))
-    out.extend(engine.finish())
-    by_rule: dict[int, list[object]] = {0: [], 1: []}
-    for m in out.matches:
-        by_rule[m.rule].append((m.key, m.events, m.time, m.fields))
+    by_rule = numba_alerts_by_rule(rules, records)
     assert by_rule[0] == by_rule[1] and len(by_rule[0]) == 6
     assert main(["check", str(tmp_path)]) == 0
     err = capsys.readouterr().err

@@ -201,7 +201,8 @@ def test_late_events_are_reported_not_matched() -> None:
     assert len(run.out.late) == 1 and run.finish() == []
 
 
-def test_out_of_order_events_are_matched_in_time_order() -> None:
+def a_then_b_two_minutes_out_of_order() -> Run:
+    """`A B` over a stream whose events may be two minutes out of order."""
     text = STREAMS.replace("out_of_order 0s", "out_of_order 2m").format(
         pattern="A B",
         define="A AS kind = 'a', B AS kind = 'b'",
@@ -210,11 +211,27 @@ def test_out_of_order_events_are_matched_in_time_order() -> None:
     )
     compiled = load_text(text, "t.yaml").compile(sql_on_nfa=False)
     pool = StringPool()
-    run = Run(RowPatternEngine(compiled.sql_programs, pool), pool)
+    return Run(RowPatternEngine(compiled.sql_programs, pool), pool)
+
+
+def test_out_of_order_events_are_matched_in_time_order() -> None:
+    run = a_then_b_two_minutes_out_of_order()
     run.feed("c1", "b", 1)
     run.feed("c1", "a", 0)  # earlier time, arrives later: still in time
     (match,) = run.finish()
     assert [e.seq for e in match.events] == [1, 0]
+
+
+def test_an_idleness_advance_is_not_undone_by_a_later_event() -> None:
+    """The watermark never goes back: after an advance to minute 10 and an event at 11, an
+    event at 9.5 is late although the largest time (11) minus the out-of-orderness (2) is
+    lower."""
+    run = a_then_b_two_minutes_out_of_order()
+    run.feed("c1", "a", 7)
+    run.watermark(10)
+    run.feed("c1", "x", 11)
+    assert run.feed("c1", "b", 9.5) == []
+    assert [(e.seq, e.watermark) for e in run.out.late] == [(2, 10 * MIN)]
 
 
 def test_snapshot_restore_keeps_rows_and_buffer() -> None:
