@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cep.compiler import EngineChoice
-from cep.errors import CepError, Diagnostic, error, note
+from cep.errors import CepError, Diagnostic, error, note, warning
 from cep.sql import ast
 from cep.sql.compiler import CompiledMatchRecognize, ExprCompiler, compile_match_recognize
 from cep.sql.nfa_subset import NFA_ENGINE, nfa_program
@@ -69,6 +69,17 @@ def compile_sql_rules(
         program = _compile(rule, schema, out)
         if program is None:
             continue
+        loop = _unbounded(rule.query.match_recognize.pattern)
+        if loop is not None and rule.query.match_recognize.within_ms is None:
+            result.notes.append(  # a warning: with the notes, not the errors
+                warning(
+                    "W242",
+                    loop.span,
+                    f"rule `{rule.name}`: this quantifier has no upper bound and the pattern no "
+                    "WITHIN: on a stream its partial matches wait until a row ends them, and "
+                    "a key that stops sending keeps them",
+                )
+            )
         nfa_rule, choice = nfa_program(rule, program.stream, schema) if nfa else (None, None)
         if nfa_rule is not None and choice is not None:
             result.programs.append(nfa_rule)
@@ -78,6 +89,22 @@ def compile_sql_rules(
             result.engines.append(choice)
             result.notes.append(_note(choice))
     return result
+
+
+def _unbounded(pattern: ast.Pattern) -> ast.Quantified | None:
+    """The first quantifier of `pattern` without an upper bound (`*`, `+`, `{n,}`)."""
+    if isinstance(pattern, ast.Quantified):
+        if pattern.high is None:
+            return pattern
+        return _unbounded(pattern.body)
+    if isinstance(pattern, ast.Concat | ast.Alternation | ast.Permute):
+        for item in pattern.items:
+            found = _unbounded(item)
+            if found is not None:
+                return found
+    if isinstance(pattern, ast.Exclusion):
+        return _unbounded(pattern.body)
+    return None
 
 
 def _note(choice: EngineChoice) -> Diagnostic:

@@ -265,3 +265,37 @@ def test_daemon_builds_and_restores_a_mixed_engine(rules_dir: Path) -> None:
     assert len(again.engine.sql.states) == 1
     plain = engine_kind("reference", compiled.schema)
     assert not isinstance(plain(compiled.programs, StringPool()), MixedEngine)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "within", "warned"),
+    [
+        ("A B+ C", "", "B+"),
+        ("A (B | C*) D", "", "C*"),
+        ("A B{2,} C", "WITHIN INTERVAL '5' MINUTE", None),
+        ("A B{2,5} C", "", None),
+    ],
+)
+def test_an_unbounded_quantifier_without_within_is_warned(
+    pattern: str, within: str, warned: str | None
+) -> None:
+    query = (
+        "SELECT * FROM txns MATCH_RECOGNIZE (\n"
+        "  PARTITION BY card_id ORDER BY ts MEASURES count(*) AS n\n"
+        f"  PATTERN ({pattern}) {within}\n"
+        "  DEFINE A AS amount > 1, B AS amount > 2, C AS amount > 3, D AS amount > 4\n)"
+    )
+    text = (
+        "streams: |\n  stream txns key card_id time ts\n"
+        "    fields { card_id: string, amount: float, ts: timestamp }\n"
+        "rules:\n  - name: r\n    sql: |\n"
+        + "".join(f"      {line}\n" for line in query.split("\n"))
+    )
+    rules = load_text(text, "r.yaml").compile()
+    found = [w for w in rules.warnings if w.code == "W242"]
+    if warned is None:
+        assert found == []
+    else:
+        (warning,) = found
+        line = text.split("\n")[warning.span.line - 1]
+        assert warning.span.line == 9 and line[warning.span.column - 1 :].startswith(warned)
