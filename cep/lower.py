@@ -155,6 +155,10 @@ class Lowerer:
             column, ftype = scope.schema.columns.index(col), col.type
         if kind in (ir.AggKind.SUM, ir.AggKind.AVG) and not ftype.numeric:
             return self.fail("E215", span, f"{kind.value}() needs a number, not {ftype.value}")
+        if kind in (ir.AggKind.MIN, ir.AggKind.MAX) and ftype is T.STRING:
+            return self.fail(
+                "E215", span, f"{kind.value}() needs a number or a time, not string (not ordered)"
+            )
         result = {
             ir.AggKind.COUNT: T.INT,
             ir.AggKind.COUNT_DISTINCT: T.INT,
@@ -255,6 +259,13 @@ class Lowerer:
                     )
             return ir.Op(node.op, (left, right), T.BOOL)
         if node.op in ir.COMPARISONS:
+            if T.STRING in (left.type, right.type) and node.op not in ("==", "!="):
+                return self.fail(
+                    "E222",
+                    node.span,
+                    f"strings compare only with == and != (or `in`), not {node.op}: "
+                    "at run time they are interned ids, not ordered text",
+                )
             if not _comparable(left.type, right.type, node.op):
                 return self.fail(
                     "E222", node.span, f"cannot compare {_t(left)} with {_t(right)} using {node.op}"

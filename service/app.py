@@ -138,6 +138,7 @@ class Service(OutputsMixin, RuleSetMixin):
             self.identity,
             snapshot,
             offsets,
+            self.sql_programs,
         )
 
     def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:

@@ -129,8 +129,10 @@ class PartitionState:
         names = self.rules.names
         head = orjson.dumps(
             {
-                "pool": self.pool.state(),
-                "keys": self.keys.state(),
+                # not "pool"/"keys" as before releases: older code must not misread
+                # a run of released ids (an int) as one string
+                "string_pool": self.pool.state(),
+                "key_pool": self.keys.state(),
                 "rules": self.rules.as_json(),
                 "cooldown": [[names[r], k, t] for (r, k), t in sorted(self.cooldown_until.items())],
             }
@@ -148,13 +150,15 @@ def new_partition(
     rules: RuleSetIdentity,
     snapshot: bytes | None = None,
     offsets: dict[str, int] | None = None,
+    sql_programs: Sequence[SqlProgram] = (),
 ) -> PartitionState:
     """A fresh partition state, or one restored from `PartitionState.encode()` bytes.
 
     A snapshot taken with other rules (another version of some rule, rules added or
     removed: a hot reload, or a restart with changed rule files) is restored rule by rule:
     a rule whose identity (`nfa.migrate.rule_identity`) is unchanged continues its partial
-    matches and cooldowns, any other rule starts empty.
+    matches and cooldowns, any other rule starts empty. `sql_programs` are the rules on
+    the row-pattern engine: every field of their streams is decoded.
     """
     pool, keys = StringPool(), StringPool()
     cooldown: dict[tuple[int, int], int] = {}
@@ -163,7 +167,8 @@ def new_partition(
     else:
         (length,) = _LENGTH.unpack_from(snapshot)
         head = orjson.loads(snapshot[_LENGTH.size : _LENGTH.size + length])
-        pool, keys = StringPool.from_state(head["pool"]), StringPool.from_state(head["keys"])
+        pool = StringPool.from_state(head.get("string_pool", head.get("pool")))
+        keys = StringPool.from_state(head.get("key_pool", head.get("keys")))
         data = snapshot[_LENGTH.size + length :]
         old = RuleSetIdentity.from_json(head["rules"]) if "rules" in head else rules
         if old == rules:
@@ -179,7 +184,11 @@ def new_partition(
             else:  # only SQL rules before, none now: nothing carries over
                 engine = engine_kind(programs, pool)
         cooldown = _cooldowns(head["cooldown"], old, rules)
-    used = used_columns(programs)
+    # the NFA programs' columns; every column of a stream a row-pattern SQL rule reads
+    sql_streams = {p.stream for p in sql_programs}
+    used = used_columns(programs) | {
+        c for c, column in enumerate(schema.columns) if column.stream in sql_streams
+    }
     decoders = {
         topic: StreamDecoder(schema, stream, pool, keys, max_bytes, used)
         for topic, stream in inputs

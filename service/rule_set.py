@@ -70,6 +70,7 @@ class RuleSetMixin:
         self.compiled = rules
         self.programs = [p for p in rules.programs if p.info.enabled]
         sql_programs = [p for p in rules.sql_programs if p.info.enabled]
+        self.sql_programs = sql_programs  # on the row-pattern engine
         self.rules: list[RuleProgram] = [*self.programs, *sql_programs]  # match.rule order
         self.schema = rules.schema
         self.identity = RuleSetIdentity.of(self.programs, sql_programs)
