@@ -50,6 +50,7 @@ _KERNEL_FILES = (
     "kernel_bounds.py",
     "kernel_layout.py",
     "kernel_runs.py",
+    "kernel_intrinsics.py",
     "codegen.py",
 )
 

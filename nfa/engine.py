@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from nfa import expr as ir
 from nfa.batch import EventBatch, StringPool
 from nfa.engine_rules import RuleSet
 from nfa.engine_snapshot import read_snapshot, write_snapshot
@@ -27,7 +28,7 @@ from nfa.kernel_bounds import drop_oldest_runs, evict_keys
 from nfa.kernel_keys import KEY_MAX, live_keys
 from nfa.kernel_skip import advance_all, due_rows, flush_all
 from nfa.kernel_store import M_DROPPED, OF, drain_outputs, new_state
-from nfa.program import Program
+from nfa.program import OutputSpec, Program
 from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
 from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
 
@@ -68,6 +69,9 @@ class Engine:
         self.counters = EngineCounters()
         self.evaluators = [Evaluator(p, pool) for p in self.programs]
         self._readers = [self._column_readers(r) for r in range(len(self.programs))]
+        self._stage_modes = [
+            (_read_stages(p, p.emit), _read_stages(p, p.on_timeout)) for p in self.programs
+        ]
         self._warm_up()
         self.build_s = time.perf_counter() - started
 
@@ -323,13 +327,13 @@ class Engine:
         """Matches and timeouts of the drained rules, in the reference's order."""
         items: list[tuple[int, int, int, int, Match]] = []
         for r, (rows, offsets, events, vi, vf, vv) in parts:
-            ev = events.tolist()
+            stage_of, seq_of, ts_of = events.tolist()
+            ev = [stage_of, seq_of, ts_of]
             values = (vi.tolist(), vf.tolist(), vv.tolist())
             bounds = offsets.tolist()
-            for o, row in enumerate(rows.tolist()):
-                kind, key, _node, when, phase, tag = row
+            for o, (kind, key, _node, when, phase, tag) in enumerate(rows.tolist()):
                 lo, hi = bounds[o], bounds[o + 1]
-                matched = tuple(map(MatchedEvent, ev[0][lo:hi], ev[1][lo:hi], ev[2][lo:hi]))
+                matched = tuple(map(MatchedEvent, stage_of[lo:hi], seq_of[lo:hi], ts_of[lo:hi]))
                 fields = self._fields(r, kind == 1, key, ev, values, lo, hi)
                 match = Match(r, key, matched, when, kind == 1, fields)
                 items.append((phase, tag, r, len(items), match))
@@ -347,24 +351,35 @@ class Engine:
         lo: int,
         hi: int,
     ) -> tuple[tuple[str, object], ...]:
-        """The rule's output fields over the match's events (as the reference computes them)."""
+        """The rule's output fields over the match's events (as the reference computes them).
+
+        Only the stages the fields read get their events built: a stage read only by
+        `count(stage)` gets as many copies of one placeholder (the evaluator takes its
+        length only), a stage no field reads stays empty (`_read_stages`)."""
         program = self.programs[r]
         spec = program.on_timeout if timed_out else program.emit
         if spec is None:
             return ()
-        stages: list[list[Event]] = [[] for _ in program.stage_names]
+        modes = self._stage_modes[r][timed_out]
+        stages: list[list[Event]] = [[] for _ in modes]
+        placeholder = Event(0, 0, key, 0, 0, ())
         vi, vf, vv = values
         readers = self._readers[r]
         width = len(self.schema.columns)
+        stage_of, seq_of, ts_of = ev
         for j in range(lo, hi):
-            row: list[Value] = [None] * width
-            ints, floats, valid = vi[j], vf[j], vv[j]
-            for v, c, slot, convert in readers:  # only the columns the outputs read
-                if valid[v]:
-                    row[c] = convert(floats[slot] if convert is float else ints[slot])
-            stage = ev[0][j]
-            stream = program.stage_streams[stage]
-            stages[stage].append(Event(ev[1][j], 0, key, ev[2][j], stream, tuple(row)))
+            stage = stage_of[j]
+            mode = modes[stage]
+            if mode == 1:
+                stages[stage].append(placeholder)
+            elif mode == 2:
+                row: list[Value] = [None] * width
+                ints, floats, valid = vi[j], vf[j], vv[j]
+                for v, c, slot, convert in readers:  # only the columns the outputs read
+                    if valid[v]:
+                        row[c] = convert(floats[slot] if convert is float else ints[slot])
+                stream = program.stage_streams[stage]
+                stages[stage].append(Event(seq_of[j], 0, key, ts_of[j], stream, tuple(row)))
         return self.evaluators[r].output(spec, stages)
 
     def _column_readers(self, r: int) -> list[tuple[int, int, int, type]]:
@@ -380,3 +395,15 @@ class Engine:
                 convert = bool
             out.append((v, c, layout.value_index[c], convert))
         return out
+
+
+def _read_stages(program: Program, spec: OutputSpec | None) -> list[int]:
+    """Per stage, what the output fields read of its events: 0 nothing, 1 only how many
+    (`count(stage)`), 2 their values."""
+    modes = [0] * len(program.stage_names)
+    for _, root in spec.fields if spec is not None else ():
+        for node in ir.walk(root):
+            if isinstance(node, ir.StageAgg):
+                counted = node.kind is ir.AggKind.COUNT and node.column == ir.EVENT_COLUMN
+                modes[node.stage] = max(modes[node.stage], 1 if counted else 2)
+    return modes

@@ -17,14 +17,38 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nfa import codegen
+from nfa import (
+    codegen,
+    kernel,
+    kernel_bounds,
+    kernel_intrinsics,
+    kernel_keys,
+    kernel_layout,
+    kernel_runs,
+    kernel_skip,
+    kernel_store,
+)
 from nfa import expr as ir
 from nfa.batch import StringPool
 from nfa.engine_decide import decision_tables
 from nfa.kernel import Prog
+from nfa.kernel_cache import drop_when_changed
 from nfa.kernel_layout import Layout, layout
 from nfa.program import Action, Aggregate, Program
 from nfa.string_tables import StringTables
+
+# The static kernels inline each other's helpers: recompile them all when any of their
+# sources changed (generated rule modules are keyed by these sources already, `codegen`).
+_KERNELS = (
+    kernel,
+    kernel_bounds,
+    kernel_keys,
+    kernel_layout,
+    kernel_runs,
+    kernel_skip,
+    kernel_store,
+)
+drop_when_changed("nfa_kernels", _KERNELS, (kernel_intrinsics,))
 
 
 @dataclass

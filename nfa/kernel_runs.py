@@ -20,7 +20,7 @@ from nfa.kernel_skip import (
     SRC_INT,
     SRC_TIME,
 )
-from nfa.kernel_store import T_ORD, T_TS, bare
+from nfa.kernel_store import T_ORD, T_TS, bare, inlined
 
 
 @bare
@@ -84,7 +84,7 @@ def take_into(P, S, E, nr, stage, i):  # type: ignore[no-untyped-def]
             RAN[nr, ni] += 1
 
 
-@bare
+@inlined
 def copy_run(S, dst, src):  # type: ignore[no-untyped-def]
     RAI, RAF, RAN, RAO, RT = S[1], S[2], S[3], S[4], S[13]
     RT[dst, T_TS] = RT[src, T_TS]

@@ -44,6 +44,7 @@ from nfa.kernel_store import (
     emit,
     ensure,
     free_run,
+    inlined,
     link_list,
     load_list,
     sort_runs,
@@ -178,17 +179,28 @@ def emit_by_skip(P, S, W, key, ks, npot, npart, phase, tag):  # type: ignore[no-
     return npart
 
 
-@bare
+@inlined
 def advance_key(P, S, W, key, ks, now, phase, tag):  # type: ignore[no-untyped-def]
     """FlinkCEP's advanceTime for one key (row ks of `K`): close windows, complete
-    absences, report timeouts."""
+    absences, report timeouts. Inlined: most keys have nothing due, which is decided here
+    without a call (a call passes every array of the state tuples)."""
     window = P.ps[PS_WINDOW]
     if window <= 0:
         return
-    R, K, RT = S[0], S[9], S[13]
+    K, RT = S[9], S[13]
     head = K[ks, K_RUNS]
     if K[ks, K_NCOMP] == 0 and (head < 0 or now - RT[head, T_TS] < window):
         return  # runs are in start order: nothing expires, nothing held back
+    expire_key(P, S, W, key, ks, now, phase, tag)
+
+
+@bare
+def expire_key(P, S, W, key, ks, now, phase, tag):  # type: ignore[no-untyped-def]
+    """`advance_key` for a key with something due: drop (or report) the runs whose window
+    closed, complete pending absences, emit what the skip strategy released."""
+    window = P.ps[PS_WINDOW]
+    R, K, RT = S[0], S[9], S[13]
+    head = K[ks, K_RUNS]
     kept, pot = W[0], W[1]
     nk = 0
     npot = 0
@@ -237,22 +249,35 @@ def advance_all(P, S, now, phase, rows):  # type: ignore[no-untyped-def]
     """Advance the runs of the keys in `rows` of the key table (by ascending key id: the
     reference's sorted states) to `now`; the driver passes the rows whose K_DUE passed
     (`due_rows`). Keys left without state leave the table, which may move other keys'
-    rows: each row is checked to still hold its key (`row_of`)."""
-    S = ensure(S, 0, 0, S[10][M_LIVE_RUNS] + 4)
-    K, M = S[9], S[10]
+    rows: each row is checked to still hold its key (`row_of`). A key emits at most one
+    output per run or held-back match: room for those of the passed rows, not for every
+    live run (which made each call grow the output array and the driver shrink it)."""
+    K = S[9]
     keys = np.empty(rows.shape[0], np.int64)
     longest = 1
+    outputs = 4
     for j in range(rows.shape[0]):
         keys[j] = K[rows[j], K_KEY]
-        longest = max(longest, K[rows[j], K_NRUNS] + K[rows[j], K_NCOMP] + 1)
+        held = K[rows[j], K_NRUNS] + K[rows[j], K_NCOMP]
+        longest = max(longest, held + 1)
+        outputs += held
+    S = ensure(S, 0, 0, outputs)
     W = scratch(longest, 1, 1, P.ps[PS_N_ITER], 1)
+    advance_rows(P, S, W, rows, keys, now, phase)
+    return S
+
+
+@bare
+def advance_rows(P, S, W, rows, keys, now, phase):  # type: ignore[no-untyped-def]
+    """`advance_all`'s loop, without reference counting (`bare`: the inlined
+    `advance_key` would otherwise count every array it takes from the tuples)."""
+    K, M = S[9], S[10]
     for j in range(rows.shape[0]):
         if keys[j] < 0:
             continue  # an empty row (the warm-up passes one)
         ks = row_of(K, rows[j], keys[j])
         advance_key(P, S, W, keys[j], ks, now, phase, keys[j])
         release_key(K, M, ks)
-    return S
 
 
 def due_rows(S: tuple[npt.NDArray[Any], ...], now: int) -> npt.NDArray[np.int64]:

@@ -3,6 +3,9 @@
 Reference-count-free array views, unaligned 8-byte loads (to compare, hash and scan eight
 bytes per step), count-trailing-zeros and a cache prefetch. Each is a few LLVM
 instructions; the callers keep the arrays alive and the accesses in bounds.
+
+`prefetch` is the engine's (`nfa.kernel_intrinsics`, re-exported here; the decoder's
+stale-cache guard in `service.fastjson_plan` hashes that file too).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import numpy as np
 import numpy.typing as npt
 from llvmlite import ir  # type: ignore[import-untyped]
 from numba import carray, njit, types  # type: ignore[attr-defined]
-from numba.core import cgutils
 from numba.extending import intrinsic
+
+from nfa.kernel_intrinsics import prefetch as prefetch
 
 U8 = npt.NDArray[np.uint8]
 
@@ -59,33 +63,12 @@ def _trailing_zeros(typingctx: Any, word: Any) -> Any:
     return sig, codegen
 
 
-def _prefetch(typingctx: Any, rows: Any, slot: Any) -> Any:
-    sig = types.void(rows, slot)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        array_type = sig.args[0]
-        view = context.make_array(array_type)(context, builder, args[0])
-        zero = context.get_constant(types.intp, 0)
-        index = [args[1], zero]
-        pointer = cgutils.get_item_pointer(context, builder, array_type, view, index)  # type: ignore[no-untyped-call]
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")  # type: ignore[no-untyped-call]
-        builder.call(fn, [builder.bitcast(pointer, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 # Typed as Any: they are called from jitted code only, with Numba's types.
 load64: Any = intrinsic(_load64)
 """`load64(buf, p)`: the eight bytes buf[p:p+8] as a little-endian uint64; needs
 p + 8 <= len(buf)."""
 trailing_zeros: Any = intrinsic(_trailing_zeros)
 """`trailing_zeros(w)`: the number of trailing zero bits of a non-zero uint64."""
-prefetch: Any = intrinsic(_prefetch)
-"""`prefetch(rows, slot)`: ask the CPU to load the cache line of 2-d `rows[slot, 0]` (a
-hint: no effect on values)."""
 
 
 @njit(cache=True, inline="always")

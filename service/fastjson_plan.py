@@ -8,17 +8,16 @@ new (an event id) would only fill the string tables, so it bypasses them.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
-from numba.core.registry import CPUDispatcher as Dispatcher
 
+from nfa import kernel_intrinsics
 from nfa.expr import Type
+from nfa.kernel_cache import drop_when_changed
 from nfa.program import Column, Schema
 from service import fastjson, fastjson_intrinsics, fastjson_parse, fastjson_strings, fastjson_time
 from service.fastjson import (
@@ -193,31 +192,10 @@ class KernelPlan:
         return f"field `{column.field}`: invalid timestamp {value!r}"
 
 
-def _invalidate_stale_cache() -> None:
-    """Drop the kernel's cached machine code when any of its modules changed.
-
-    Numba keys a function's on-disk cache on its own file only, but a cached function
-    contains the helpers it inlined or linked from the other fastjson_* modules: after an
-    edit there it would keep the old ones. So every jitted function of these modules is
-    recompiled when their sources, taken together, change.
-    """
-    cache = getattr(scan_batch, "_cache", None)
-    folder = getattr(cache, "_cache_path", None)
-    if cache is None or folder is None:
-        return
-    modules = (fastjson, fastjson_intrinsics, fastjson_parse, fastjson_strings, fastjson_time)
-    digest = hashlib.sha256(b"".join(Path(str(m.__file__)).read_bytes() for m in modules))
-    stamp = Path(folder) / "fastjson_helpers.sha256"
-    try:
-        if stamp.exists() and stamp.read_text() == digest.hexdigest():
-            return
-        for module in modules:
-            for value in vars(module).values():
-                if isinstance(value, Dispatcher) and value.__module__ == module.__name__:
-                    value._cache.flush()  # type: ignore[attr-defined]
-        stamp.write_text(digest.hexdigest())
-    except OSError:  # a read-only cache folder: numba then does not cache either
-        return
-
-
-_invalidate_stale_cache()
+# The decoder's kernels inline helpers of each other's modules and nfa's intrinsics: recompile
+# them all when any of those sources changed (`nfa.kernel_cache`).
+drop_when_changed(
+    "fastjson_helpers",
+    (fastjson, fastjson_intrinsics, fastjson_parse, fastjson_strings, fastjson_time),
+    (kernel_intrinsics,),
+)

@@ -96,12 +96,11 @@ from __future__ import annotations
 
 from cep import ast as dsl
 from cep.compiler import DEFAULT_ALERT_TOPIC, EngineChoice, compile_rule
-from cep.errors import Diagnostic, Severity, Span
+from cep.errors import Diagnostic, Severity
 from cep.sql import ast
 from cep.sql.rules import SqlRule
 from cep.sql.subset_shape import Element, Refused, shape
 from cep.sql.to_dsl import Scope, Untranslatable, translate
-from nfa import expr as ir
 from nfa.program import Program, Schema
 
 NFA_ENGINE = "nfa"
@@ -231,7 +230,8 @@ def _program(
         span = failed[0].span if failed else rule.span
         message = failed[0].message if failed else "the DSL compiler refused it"
         raise Refused(span, f"the DSL cannot express it ({message})")
-    _check_ordering(program, rule.span)
+    # strings are not ordered in the DSL (ids at run time): `<` or max() of a string is
+    # refused by the DSL compiler above, and the rule stays on the row-pattern engine
     return program
 
 
@@ -289,24 +289,3 @@ def _outputs(
         default = item.expr.name if isinstance(item.expr, ast.ColumnRef) else f"_col{index}"
         out.append(dsl.OutputField(item.alias or default, _translate(item.expr, select)))
     return tuple(out)
-
-
-def _check_ordering(program: Program, span: Span) -> None:
-    """Refuse what the DSL types but computes on string ids: ordering, min and max."""
-    exprs = list(program.atoms)
-    if program.emit is not None:
-        exprs += [e for _, e in program.emit.fields]
-    for expr in exprs:
-        for node in ir.walk(expr):
-            if (
-                isinstance(node, ir.Op)
-                and node.op in ("<", "<=", ">", ">=")
-                and any(a.type is ir.Type.STRING for a in node.args)
-            ):
-                raise Refused(span, "strings are compared by order")
-            if (
-                isinstance(node, ir.StageAgg)
-                and node.kind in (ir.AggKind.MIN, ir.AggKind.MAX)
-                and node.type is ir.Type.STRING
-            ):
-                raise Refused(span, "min() or max() of strings")
