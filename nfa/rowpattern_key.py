@@ -26,7 +26,7 @@ from typing import overload
 from nfa.rowpattern import PENDING, Condition, Match, NeedMoreRows, Program, search
 from nfa.rowpattern_expr import Frame, RowPatternError, Value, evaluate
 from nfa.rowpattern_rule import SqlProgram
-from nfa.rowpattern_run import next_position
+from nfa.rowpattern_run import RowsPerMatch, next_position
 
 Row = tuple[Value, ...]
 
@@ -65,6 +65,9 @@ class Decided:
     time: int
     key_value: Value
     events: tuple[tuple[int, int, int], ...]  # (label, seq, ts) per match row
+    #: ALL ROWS PER MATCH: the output row's input values; `measures` are RUNNING there and
+    #: `events` the match up to that row (which makes each output row's alert id its own)
+    row: Row | None = None
 
 
 class _Received(Sequence[Row]):
@@ -133,7 +136,14 @@ def decide(
                 for i, label in enumerate(found.labels)
             )
             key_value = rows[pos][sp.key_column]
-            out.append(Decided(found, measures, time, key_value, events))
+            if sp.query.rows_per_match is RowsPerMatch.ONE or not found.labels:
+                out.append(Decided(found, measures, time, key_value, events))
+            else:
+                try:
+                    per_row = _all_rows(sp, view, found, state.number, time, key_value, events)
+                except NeedMoreRows:
+                    break
+                out += per_row
         state.number += 1
         try:
             state.pos = next_position(query, found)
@@ -172,6 +182,34 @@ def _measures(sp: SqlProgram, rows: Sequence[Row], match: Match, number: int) ->
         except RowPatternError:
             values.append(None)  # a run-time error makes the measure null
     return tuple(values)
+
+
+def _all_rows(
+    sp: SqlProgram,
+    rows: Sequence[Row],
+    match: Match,
+    number: int,
+    time: int,
+    key_value: Value,
+    events: tuple[tuple[int, int, int], ...],
+) -> list[Decided]:
+    """ALL ROWS PER MATCH: an output per row of the match (rows of `{- -}` excluded), with
+    the measures RUNNING at that row, as `nfa.rowpattern_run` lays out bounded output."""
+    names = sp.query.program.names
+    out: list[Decided] = []
+    for row in range(match.start, match.end):
+        if row in match.excluded:
+            continue
+        frame = Frame(rows, match.start, match.labels, row, number, names)
+        values: list[Value] = []
+        for measure in sp.query.measures:
+            try:
+                values.append(evaluate(measure, frame, row))
+            except RowPatternError:
+                values.append(None)
+        prefix = events[: row - match.start + 1]
+        out.append(Decided(match, tuple(values), time, key_value, prefix, rows[row]))
+    return out
 
 
 def _absent(

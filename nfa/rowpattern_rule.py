@@ -16,7 +16,7 @@ from nfa.expr import Type
 from nfa.program import OutputSpec, RuleInfo, Schema
 from nfa.rowpattern import Op
 from nfa.rowpattern_expr import Agg, Call, MatchNumber, Nav, RExpr, RType
-from nfa.rowpattern_run import RowPatternQuery
+from nfa.rowpattern_run import RowPatternQuery, RowsPerMatch
 
 #: How a stream field's type is seen by row pattern expressions.
 FIELD_TYPES = {
@@ -44,7 +44,8 @@ class SqlProgram:
     measure_names: tuple[str, ...]
     within_ms: int | None = None
     absent: int | None = None  # label id of NOT FOLLOWED BY (needs within_ms)
-    #: Alert fields over the row (key value, *measures); None: the measures as they are.
+    #: Alert fields over the row (key value, *measures[, the row's other fields with ALL
+    #: ROWS PER MATCH]); None: `output_names` as they are.
     select: tuple[tuple[str, RExpr], ...] | None = None
     emit: OutputSpec = _DEFAULT_EMIT
     on_timeout: OutputSpec | None = None  # SQL rules report no timed-out partial matches
@@ -53,6 +54,24 @@ class SqlProgram:
     def stage_names(self) -> tuple[str, ...]:
         """Pattern variable names: a matched event's `stage` indexes this."""
         return self.query.program.names
+
+    @property
+    def all_rows(self) -> bool:
+        """ALL ROWS PER MATCH: an alert per row of a match (`nfa.rowpattern_key._all_rows`)."""
+        return self.query.rows_per_match is not RowsPerMatch.ONE
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The fields of `SELECT *`: the measures; with ALL ROWS PER MATCH, then the
+        stream's fields except the key (the layout `select` is compiled over, after the
+        key)."""
+        if not self.all_rows:
+            return self.measure_names
+        fields = self.schema.streams[self.stream].fields
+        return (
+            *self.measure_names,
+            *(f for i, (f, _) in enumerate(fields) if i != self.key_column),
+        )
 
     @property
     def positional(self) -> bool:

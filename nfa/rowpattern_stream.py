@@ -207,12 +207,13 @@ class RowPatternEngine:
 
     def _match(self, rule: int, key: int, program: SqlProgram, decided: Decided) -> Match:
         events = tuple(MatchedEvent(label, seq, ts) for label, seq, ts in decided.events)
-        names = program.measure_names
+        layout = (decided.key_value, *decided.measures)
+        if decided.row is not None:  # ALL ROWS PER MATCH: the row's other fields too
+            layout += tuple(v for i, v in enumerate(decided.row) if i != program.key_column)
         if program.select is None:
-            fields = tuple(zip(names, decided.measures, strict=True))
+            fields = tuple(zip(program.output_names, layout[1:], strict=True))
         else:
-            layout = [(decided.key_value, *decided.measures)]
-            frame = Frame(layout, 0, (), 0, 0, ())
+            frame = Frame([layout], 0, (), 0, 0, ())
             fields = tuple((name, evaluate(e, frame, 0)) for name, e in program.select)
         return Match(rule, key, events, decided.time, False, fields)
 

@@ -4,7 +4,7 @@ A MATCH_RECOGNIZE rule is compiled to an ordinary `nfa.program.Program` (through
 compiler, `cep.compiler.compile_rule`) when all of these hold; otherwise it stays on the
 row-pattern engine, and the first condition that failed is the reason given.
 
-1. ONE ROW PER MATCH (every rule) and AFTER MATCH SKIP PAST LAST ROW or TO NEXT ROW.
+1. ONE ROW PER MATCH and AFTER MATCH SKIP PAST LAST ROW or TO NEXT ROW.
 2. PATTERN is a concatenation (parentheses around a sub-concatenation are dropped) of
    elements, optionally ending in `NOT FOLLOWED BY C` (with WITHIN): a variable with a
    quantifier (greedy or reluctant), or an unquantified alternation `(B | C | ...)` of single
@@ -146,6 +146,8 @@ def _quantifier(e: Element) -> str:
 def _compile(
     rule: SqlRule, mr: ast.MatchRecognize, stream: int, schema: Schema
 ) -> tuple[Program, tuple[Element, ...]]:
+    if mr.rows_per_match is not ast.RowsPerMatch.ONE:
+        raise Refused(mr.span, "ALL ROWS PER MATCH gives an alert per match row")
     if mr.skip.kind not in _SKIPS:
         where = f" {mr.skip.label}" if mr.skip.label else ""
         raise Refused(mr.skip.span, f"AFTER MATCH SKIP {mr.skip.kind.value}{where}")

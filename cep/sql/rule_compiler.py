@@ -107,6 +107,21 @@ def _unbounded(pattern: ast.Pattern) -> ast.Quantified | None:
     return None
 
 
+def _nullable(pattern: ast.Pattern) -> bool:
+    """Whether `pattern` can match no row at all (an empty match)."""
+    if isinstance(pattern, ast.Label):
+        return False
+    if isinstance(pattern, ast.Concat | ast.Permute):
+        return all(_nullable(item) for item in pattern.items)
+    if isinstance(pattern, ast.Alternation):
+        return any(_nullable(item) for item in pattern.items)
+    if isinstance(pattern, ast.Exclusion):
+        return _nullable(pattern.body)
+    if isinstance(pattern, ast.Quantified):
+        return pattern.low == 0 or _nullable(pattern.body)
+    return True  # () and the anchors take no row
+
+
 def _note(choice: EngineChoice) -> Diagnostic:
     if choice.engine == NFA_ENGINE:
         message = f"SQL rule `{choice.rule}` runs on the NFA engine, as DSL rules do: "
@@ -138,7 +153,10 @@ def _compile(rule: SqlRule, schema: Schema, out: list[Diagnostic]) -> SqlProgram
     key_column = columns.index(stream.key.lower())
     before = len(out)
     _check_clauses(mr, compiled, stream, columns, key_column, out)
-    select = _select(query.select, columns[key_column], compiled.measure_names, out)
+    row_fields = [c for i, c in enumerate(columns) if i != key_column]
+    all_rows = mr.rows_per_match is not ast.RowsPerMatch.ONE
+    names = [*compiled.measure_names, *(row_fields if all_rows else [])]
+    select = _select(query.select, columns[key_column], names, out)
     if len(out) > before:
         return None
     info = RuleInfo(
@@ -190,22 +208,37 @@ def _check_clauses(
             else "no ORDER BY (the stream has no time field)"
         )
         out.append(error("E233", span, f"rows come in event-time order: {wanted}"))
-    if mr.rows_per_match is not ast.RowsPerMatch.ONE:
+    if mr.rows_per_match is ast.RowsPerMatch.ALL_WITH_UNMATCHED:
         out.append(
-            error("E234", mr.span, "a rule emits one alert per match: use ONE ROW PER MATCH")
+            error(
+                "E234",
+                mr.span,
+                "a rule alerts on matches: WITH UNMATCHED ROWS is for bounded queries; use "
+                "ONE ROW PER MATCH or ALL ROWS PER MATCH OMIT EMPTY MATCHES",
+            )
+        )
+    elif mr.rows_per_match is ast.RowsPerMatch.ALL_SHOW_EMPTY and _nullable(mr.pattern):
+        out.append(
+            error(
+                "E234",
+                mr.span,
+                "this pattern can match no row, and an empty match has no event to alert on: "
+                "use ALL ROWS PER MATCH OMIT EMPTY MATCHES",
+            )
         )
 
 
 def _select(
     items: tuple[ast.SelectItem, ...] | None,
     key: str,
-    measures: tuple[str, ...],
+    names: list[str],
     out: list[Diagnostic],
 ) -> tuple[tuple[str, RExpr], ...] | None:
-    """The SELECT list over (key, *measures); None for `SELECT *` (the measures)."""
+    """The SELECT list over (key, *names): the measures, and with ALL ROWS PER MATCH the
+    row's other fields; None for `SELECT *` (those, as they are)."""
     if items is None:
         return None
-    layout = [(key, RType.UNKNOWN), *((m, RType.UNKNOWN) for m in measures)]
+    layout = [(key, RType.UNKNOWN), *((m, RType.UNKNOWN) for m in names)]
     exprs = ExprCompiler(layout, plain=True)
     fields: list[tuple[str, RExpr]] = []
     for index, item in enumerate(items):

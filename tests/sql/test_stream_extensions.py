@@ -12,6 +12,7 @@ from cep.loader import load_text
 from nfa.batch import StringPool, batch_from_records
 from nfa.results import EngineOutput, Match
 from nfa.rowpattern_stream import RowPatternEngine
+from service.rule_alerts import rule_alert
 
 STREAMS = """
 streams: |
@@ -256,3 +257,90 @@ def test_extension_diagnostics(pattern: str, within: str, code: str) -> None:
     with pytest.raises(CepError) as caught:
         rule(pattern, ABSENT, within)
     assert code in {d.code for d in caught.value.diagnostics}
+
+
+def test_all_rows_per_match_gives_an_output_per_row_with_running_measures() -> None:
+    run = rule(
+        "A B+ C",
+        "A AS kind = 'a', B AS kind = 'b', C AS kind = 'c'",
+        measures="count(*) AS n, CLASSIFIER() AS cls, FINAL count(*) AS total "
+        "ALL ROWS PER MATCH OMIT EMPTY MATCHES",
+    )
+    for minute, kind in enumerate(["a", "b", "b", "c", "x"]):
+        run.feed("c1", kind, minute, amount=float(minute))
+    got = [fields(m) for m in run.out.matches]
+    assert [(f["n"], f["cls"], f["total"], f["kind"], f["amount"]) for f in got] == [
+        (1, "A", 4, "a", 0.0),
+        (2, "B", 4, "b", 1.0),
+        (3, "B", 4, "b", 2.0),
+        (4, "C", 4, "c", 3.0),
+    ]
+    assert set(got[0]) == {"n", "cls", "total", "kind", "amount", "ts"}  # not the key
+    # each output row's events are the match up to that row: ids of their own
+    assert [len(m.events) for m in run.out.matches] == [1, 2, 3, 4]
+    assert {m.time for m in run.out.matches} == {3 * MIN}
+    program = run.engine.programs[0]
+    alerts = [rule_alert(m, program, "c1", lambda seq: f"t/0/{seq}") for m in run.out.matches]
+    assert len({a["id"] for a in alerts}) == 4  # distinct ids: none is a duplicate of another
+
+
+def test_all_rows_per_match_equals_the_bounded_output() -> None:
+    from cep.sql import parse_query
+    from cep.sql.execute import execute
+
+    measures = (
+        "RUNNING sum(amount) AS s, LAST(B.amount) AS lb ALL ROWS PER MATCH OMIT EMPTY MATCHES"
+    )
+    run = rule("A B* C", "A AS kind = 'a', B AS kind = 'b', C AS kind = 'c'", measures=measures)
+    kinds = ["a", "b", "c", "a", "c", "b", "a", "b", "b", "c", "x"]
+    for minute, kind in enumerate(kinds):
+        run.feed("c1", kind, minute, amount=float(minute + 1))
+    run.finish()
+    query = parse_query(
+        "SELECT * FROM t MATCH_RECOGNIZE (PARTITION BY card_id ORDER BY ts MEASURES "
+        f"{measures} PATTERN (A B* C) DEFINE A AS kind = 'a', B AS kind = 'b', "
+        "C AS kind = 'c')"
+    )
+    rows = [("c1", k, float(i + 1), i * MIN) for i, k in enumerate(kinds)]
+    bounded = execute(
+        query.match_recognize,
+        None,
+        ["card_id", "kind", "amount", "ts"],
+        ["varchar", "varchar", "double", "bigint"],
+        rows,
+    )
+    want = [(r[2], r[3], r[4]) for r in bounded.rows]  # measures s, lb and the kind column
+    got = [(f["s"], f["lb"], f["kind"]) for f in map(fields, run.out.matches)]
+    assert got == want and len(got) == 9
+
+
+@pytest.mark.parametrize(
+    ("clause", "pattern"),
+    [("ALL ROWS PER MATCH WITH UNMATCHED ROWS", "A B"), ("ALL ROWS PER MATCH", "A* B?")],
+)
+def test_rules_refuse_outputs_without_an_event(clause: str, pattern: str) -> None:
+    with pytest.raises(CepError) as caught:
+        rule(pattern, "A AS kind = 'a', B AS kind = 'b'", measures=f"count(*) AS n {clause}")
+    assert "E234" in str(caught.value)
+
+
+def test_all_rows_per_match_shows_empty_matches_only_of_patterns_that_have_none() -> None:
+    run = rule(
+        "A B", "A AS kind = 'a', B AS kind = 'b'", measures="count(*) AS n ALL ROWS PER MATCH"
+    )
+    run.feed("c1", "a", 0)
+    run.feed("c1", "b", 1)
+    assert [fields(m)["n"] for m in run.out.matches] == [1, 2]
+
+
+def test_all_rows_per_match_keeps_a_subset_pattern_on_the_row_pattern_engine() -> None:
+    text = STREAMS.format(
+        pattern="A B",
+        define="A AS kind = 'a', B AS kind = 'b'",
+        within="",
+        measures="count(*) AS n ALL ROWS PER MATCH",
+    )
+    compiled = load_text(text, "t.yaml").compile()
+    assert not compiled.programs and len(compiled.sql_programs) == 1
+    choice = compiled.engine("r")
+    assert choice is not None and "ALL ROWS PER MATCH" in choice.reason
