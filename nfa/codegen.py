@@ -320,6 +320,7 @@ import numpy as np
 from numba import njit
 
 from nfa.kernel import *  # noqa: F403 - the kernel template below uses its names
+from nfa.kernel_runs import *  # noqa: F403
 from nfa.kernel_skip import *  # noqa: F403
 from nfa.kernel_store import *  # noqa: F403
 

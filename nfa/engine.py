@@ -4,9 +4,7 @@ The Python driver owns event time (per-stream watermarks, lateness, the buffer o
 waiting for the watermark, release in (time, arrival) order) with numpy on whole batches,
 and calls one jitted kernel per rule over the released events; per-event and per-partial-
 match work happens only inside the kernels. Python objects are built only for outputs
-(matches, timeouts, late events), which are rare. Outputs of several rules are merged into
-the reference's order: per released event the rules in order, then the watermark advance
-per (key, rule), then (at the end) held-back matches per (key, rule).
+(matches, timeouts, late events), which are rare (`nfa.engine_outputs`).
 """
 
 from __future__ import annotations
@@ -19,18 +17,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from nfa import expr as ir
 from nfa.batch import EventBatch, StringPool
+from nfa.engine_outputs import OutputBuilder
 from nfa.engine_rules import RuleSet
 from nfa.engine_snapshot import read_snapshot, write_snapshot
-from nfa.interpret import Evaluator, Event, Value
 from nfa.kernel_bounds import drop_oldest_runs, evict_keys
 from nfa.kernel_keys import KEY_MAX, live_keys
 from nfa.kernel_skip import advance_all, due_rows, flush_all
 from nfa.kernel_store import M_DROPPED, OF, drain_outputs, new_state
-from nfa.program import OutputSpec, Program
+from nfa.program import Program
 from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
-from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
+from nfa.results import EngineCounters, EngineOutput, LateEvent
 
 if TYPE_CHECKING:
     from nfa.migrate import CarryOver
@@ -67,11 +64,8 @@ class Engine:
         self.order = 0
         self.last_active = np.zeros(0, np.int64)  # per key id, only with config.max_keys
         self.counters = EngineCounters()
-        self.evaluators = [Evaluator(p, pool) for p in self.programs]
-        self._readers = [self._column_readers(r) for r in range(len(self.programs))]
-        self._stage_modes = [
-            (_read_stages(p, p.emit), _read_stages(p, p.on_timeout)) for p in self.programs
-        ]
+        layouts = [rule.layout for rule in self.ruleset.rules]
+        self.outputs = OutputBuilder(self.programs, layouts, self.schema, pool)
         self._warm_up()
         self.build_s = time.perf_counter() - started
 
@@ -318,92 +312,7 @@ class Engine:
         paused = gc.isenabled()  # outputs are acyclic: no collections while building them
         gc.disable()
         try:
-            self._merge(parts, out)
+            self.outputs.merge(parts, out)
         finally:
             if paused:
                 gc.enable()
-
-    def _merge(self, parts: list[tuple[int, tuple[Any, ...]]], out: EngineOutput) -> None:
-        """Matches and timeouts of the drained rules, in the reference's order."""
-        items: list[tuple[int, int, int, int, Match]] = []
-        for r, (rows, offsets, events, vi, vf, vv) in parts:
-            stage_of, seq_of, ts_of = events.tolist()
-            ev = [stage_of, seq_of, ts_of]
-            values = (vi.tolist(), vf.tolist(), vv.tolist())
-            bounds = offsets.tolist()
-            for o, (kind, key, _node, when, phase, tag) in enumerate(rows.tolist()):
-                lo, hi = bounds[o], bounds[o + 1]
-                matched = tuple(map(MatchedEvent, stage_of[lo:hi], seq_of[lo:hi], ts_of[lo:hi]))
-                fields = self._fields(r, kind == 1, key, ev, values, lo, hi)
-                match = Match(r, key, matched, when, kind == 1, fields)
-                items.append((phase, tag, r, len(items), match))
-        items.sort(key=lambda item: item[:4])
-        for *_, match in items:
-            (out.timeouts if match.timed_out else out.matches).append(match)
-
-    def _fields(
-        self,
-        r: int,
-        timed_out: bool,
-        key: int,
-        ev: list[list[int]],
-        values: tuple[list[list[int]], list[list[float]], list[list[bool]]],
-        lo: int,
-        hi: int,
-    ) -> tuple[tuple[str, object], ...]:
-        """The rule's output fields over the match's events (as the reference computes them).
-
-        Only the stages the fields read get their events built: a stage read only by
-        `count(stage)` gets as many copies of one placeholder (the evaluator takes its
-        length only), a stage no field reads stays empty (`_read_stages`)."""
-        program = self.programs[r]
-        spec = program.on_timeout if timed_out else program.emit
-        if spec is None:
-            return ()
-        modes = self._stage_modes[r][timed_out]
-        stages: list[list[Event]] = [[] for _ in modes]
-        placeholder = Event(0, 0, key, 0, 0, ())
-        vi, vf, vv = values
-        readers = self._readers[r]
-        width = len(self.schema.columns)
-        stage_of, seq_of, ts_of = ev
-        for j in range(lo, hi):
-            stage = stage_of[j]
-            mode = modes[stage]
-            if mode == 1:
-                stages[stage].append(placeholder)
-            elif mode == 2:
-                row: list[Value] = [None] * width
-                ints, floats, valid = vi[j], vf[j], vv[j]
-                for v, c, slot, convert in readers:  # only the columns the outputs read
-                    if valid[v]:
-                        row[c] = convert(floats[slot] if convert is float else ints[slot])
-                stream = program.stage_streams[stage]
-                stages[stage].append(Event(seq_of[j], 0, key, ts_of[j], stream, tuple(row)))
-        return self.evaluators[r].output(spec, stages)
-
-    def _column_readers(self, r: int) -> list[tuple[int, int, int, type]]:
-        """(stored index, schema column, value slot, conversion) of rule r's stored columns."""
-        layout = self.ruleset.rules[r].layout
-        out: list[tuple[int, int, int, type]] = []
-        for v, c in enumerate(layout.columns):
-            column = self.schema.columns[c]
-            convert: type = int
-            if column.type.stored_as_float:
-                convert = float
-            elif column.type.value == "bool":
-                convert = bool
-            out.append((v, c, layout.value_index[c], convert))
-        return out
-
-
-def _read_stages(program: Program, spec: OutputSpec | None) -> list[int]:
-    """Per stage, what the output fields read of its events: 0 nothing, 1 only how many
-    (`count(stage)`), 2 their values."""
-    modes = [0] * len(program.stage_names)
-    for _, root in spec.fields if spec is not None else ():
-        for node in ir.walk(root):
-            if isinstance(node, ir.StageAgg):
-                counted = node.kind is ir.AggKind.COUNT and node.column == ir.EVENT_COLUMN
-                modes[node.stage] = max(modes[node.stage], 1 if counted else 2)
-    return modes

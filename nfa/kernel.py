@@ -26,8 +26,15 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from nfa.kernel_intrinsics import prefetch, prefetch_at
-from nfa.kernel_keys import find_key, fit_keys, grow_keys, home, probe_key, release_key, take_slot
+from nfa.kernel_keys import (
+    find_key,
+    fit_keys,
+    grow_keys,
+    probe_key,
+    release_key,
+    take_slot,
+    warm,
+)
 from nfa.kernel_runs import copy_run, take_into
 from nfa.kernel_skip import (
     F_AND,
@@ -54,7 +61,6 @@ from nfa.kernel_skip import (
     table_entry,
 )
 from nfa.kernel_store import (
-    K_KEY,
     K_NCOMP,
     K_NRUNS,
     K_RUNS,
@@ -82,54 +88,6 @@ from nfa.kernel_store import (
     link_list,
     sort_runs,
 )
-
-#: Events ahead whose key-table row `warm` requests (then runs AHEAD // 2 ahead, nodes
-#: AHEAD // 4 ahead). On card testing 8 was 12% slower, stages at 12/8/4 4% slower, 16/8/4
-#: the same; a fourth stage (the nodes' event slots) or stages over groups of 4 events
-#: were 5-25% slower.
-AHEAD = 12
-
-
-@bare
-def head_of(K, key):  # type: ignore[no-untyped-def]
-    """The first run of `key` if its row is in one of its first two slots, else -1."""
-    s = home(K, key)
-    if K[s, K_KEY] == key:
-        return K[s, K_RUNS]
-    s = (s + 1) & (K.shape[0] - 1)
-    if K[s, K_KEY] == key:
-        return K[s, K_RUNS]
-    return -1
-
-
-@bare
-def warm(S, keys, i, n):  # type: ignore[no-untyped-def]
-    """Request the rows that events ahead of i will read, in stages each reading what
-    the previous one requested: the key-table row AHEAD events ahead, the first run's rows
-    AHEAD // 2 ahead, its node and the second run's rows AHEAD // 4 ahead. Hints only: a
-    key whose row moved or whose runs changed in between just gets no use of them."""
-    R, N, K, RT = S[0], S[5], S[9], S[13]
-    if i + AHEAD < n:
-        s = home(K, keys[i + AHEAD])
-        prefetch_at(K, s, 0)
-        prefetch_at(K, (s + 1) & (K.shape[0] - 1), K_KEY)
-    if i + AHEAD // 2 < n:
-        r = head_of(K, keys[i + AHEAD // 2])
-        if r >= 0:
-            prefetch_at(R, r, 0)
-            prefetch_at(R, r, R_NEXT)
-            prefetch(RT, r)
-    if i + AHEAD // 4 < n:
-        r = head_of(K, keys[i + AHEAD // 4])
-        if r >= 0:
-            node = R[r, R_NODE]
-            if node >= 0:
-                prefetch(N, node)
-            r = R[r, R_NEXT]
-            if r >= 0:
-                prefetch_at(R, r, 0)
-                prefetch_at(R, r, R_NEXT)
-                prefetch(RT, r)
 
 
 @bare

@@ -2,10 +2,13 @@
 
 A run's slots are laid out by `nfa.kernel_layout` (value, count and not-null columns per
 kept aggregate); a successor run copies its parent's slots, then the taking stage's
-aggregates are updated with the taken event.
+aggregates are updated with the taken event. `count_distinct` is not kept in a slot: it
+is counted over the run's stored events when a condition reads it.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from nfa.kernel_skip import (
     A_AVG,
@@ -20,7 +23,17 @@ from nfa.kernel_skip import (
     SRC_INT,
     SRC_TIME,
 )
-from nfa.kernel_store import T_ORD, T_TS, bare, inlined
+from nfa.kernel_store import (
+    N_EV,
+    N_PARENT,
+    N_STAGE,
+    T_ORD,
+    T_TS,
+    V_TS,
+    bare,
+    counted,
+    inlined,
+)
 
 
 @bare
@@ -97,3 +110,58 @@ def copy_run(S, dst, src):  # type: ignore[no-untyped-def]
         RAN[dst, k] = RAN[src, k]
     for k in range(RAO.shape[1]):
         RAO[dst, k] = RAO[src, k]
+
+
+@counted
+def count_distinct_int(S, node, stage, vrow, slot):  # type: ignore[no-untyped-def]
+    """Distinct non-null values of an int column (or, with vrow < 0, the time) over the
+    chain's events of `stage`."""
+    N, EVI, EVV, EVT = S[5], S[6], S[8], S[14]
+    values = np.empty(_chain_length(N, node), np.int64)
+    m = 0
+    while node >= 0:
+        if N[node, N_STAGE] == stage:
+            ev = N[node, N_EV]
+            if vrow < 0:
+                values[m] = EVT[ev, V_TS]
+                m += 1
+            elif EVV[ev, vrow]:
+                values[m] = EVI[ev, slot]
+                m += 1
+        node = N[node, N_PARENT]
+    return _distinct(values[:m])
+
+
+@counted
+def count_distinct_float(S, node, stage, vrow, slot):  # type: ignore[no-untyped-def]
+    N, EVF, EVV = S[5], S[7], S[8]
+    values = np.empty(_chain_length(N, node), np.float64)
+    m = 0
+    while node >= 0:
+        if N[node, N_STAGE] == stage and EVV[N[node, N_EV], vrow]:
+            values[m] = EVF[N[node, N_EV], slot]
+            m += 1
+        node = N[node, N_PARENT]
+    return _distinct(values[:m])
+
+
+@bare
+def _chain_length(N, node):  # type: ignore[no-untyped-def]
+    """How many events the chain of nodes ending at `node` holds (all stages)."""
+    n = 0
+    while node >= 0:
+        n += 1
+        node = N[node, N_PARENT]
+    return n
+
+
+@counted
+def _distinct(values):  # type: ignore[no-untyped-def]
+    if values.shape[0] == 0:
+        return 0
+    values = np.sort(values)
+    distinct = 1
+    for k in range(1, values.shape[0]):
+        if values[k] != values[k - 1]:
+            distinct += 1
+    return distinct

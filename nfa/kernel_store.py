@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from nfa.kernel_intrinsics import prefetch, prefetch_at
@@ -84,6 +85,16 @@ OUT_MATCH = 0
 OUT_TIMEOUT = 1
 
 
+def empty_keys(slots: int) -> npt.NDArray[np.int32]:
+    """An empty key table (`nfa.kernel_keys`) of `slots` (a power of two) rows."""
+    K = np.zeros((slots, KF), np.int32)
+    K[:, K_RUNS] = -1
+    K[:, K_COMP] = -1
+    K[:, K_DUE] = DUE_NEVER
+    K[:, K_KEY] = -1
+    return K
+
+
 def new_state(
     aggs: tuple[int, int, int, int],
     columns: tuple[int, int, int],
@@ -104,11 +115,7 @@ def new_state(
     N = np.zeros((nodes, NF), np.int32)
     N[:, N_PARENT] = np.arange(1, nodes + 1)
     N[nodes - 1, N_PARENT] = -1
-    K = np.zeros((keys, KF), np.int32)  # an empty key table (`nfa.kernel_keys`)
-    K[:, K_RUNS] = -1
-    K[:, K_COMP] = -1
-    K[:, K_DUE] = DUE_NEVER
-    K[:, K_KEY] = -1
+    K = empty_keys(keys)  # `nfa.kernel_keys`
     M = np.zeros(MF, np.int64)
     M[M_FREE_RUN] = 1 if runs > 1 else -1
     M[M_FREE_NODE] = 0
@@ -364,58 +371,3 @@ def drain_outputs(S):  # type: ignore[no-untyped-def]
     out = OUT[:n].copy()
     M[M_NOUT] = 0
     return out, offsets, ev, vi, vf, vv
-
-
-@counted
-def count_distinct_int(S, node, stage, vrow, slot):  # type: ignore[no-untyped-def]
-    """Distinct non-null values of an int column (or, with vrow < 0, the time) over the
-    chain's events of `stage`."""
-    N, EVI, EVV, EVT = S[5], S[6], S[8], S[14]
-    n = 0
-    walk = node
-    while walk >= 0:
-        n += 1
-        walk = N[walk, N_PARENT]
-    values = np.empty(n, np.int64)
-    m = 0
-    while node >= 0:
-        if N[node, N_STAGE] == stage:
-            ev = N[node, N_EV]
-            if vrow < 0:
-                values[m] = EVT[ev, V_TS]
-                m += 1
-            elif EVV[ev, vrow]:
-                values[m] = EVI[ev, slot]
-                m += 1
-        node = N[node, N_PARENT]
-    return _distinct(values[:m])
-
-
-@counted
-def count_distinct_float(S, node, stage, vrow, slot):  # type: ignore[no-untyped-def]
-    N, EVF, EVV = S[5], S[7], S[8]
-    n = 0
-    walk = node
-    while walk >= 0:
-        n += 1
-        walk = N[walk, N_PARENT]
-    values = np.empty(n, np.float64)
-    m = 0
-    while node >= 0:
-        if N[node, N_STAGE] == stage and EVV[N[node, N_EV], vrow]:
-            values[m] = EVF[N[node, N_EV], slot]
-            m += 1
-        node = N[node, N_PARENT]
-    return _distinct(values[:m])
-
-
-@counted
-def _distinct(values):  # type: ignore[no-untyped-def]
-    if values.shape[0] == 0:
-        return 0
-    values = np.sort(values)
-    distinct = 1
-    for k in range(1, values.shape[0]):
-        if values[k] != values[k - 1]:
-            distinct += 1
-    return distinct

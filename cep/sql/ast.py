@@ -200,6 +200,15 @@ class Quantified:
 Pattern = Label | Empty | Anchor | Concat | Alternation | Permute | Exclusion | Quantified
 
 
+def sub_patterns(pattern: Pattern) -> tuple[Pattern, ...]:
+    """The patterns directly inside `pattern`, in order."""
+    if isinstance(pattern, Concat | Alternation | Permute):
+        return pattern.items
+    if isinstance(pattern, Exclusion | Quantified):
+        return (pattern.body,)
+    return ()
+
+
 # ---------------------------------------------------------------- clauses
 class RowsPerMatch(enum.Enum):
     ONE = "ONE ROW PER MATCH"

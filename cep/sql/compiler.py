@@ -313,13 +313,8 @@ def pattern_labels(pattern: ast.Pattern) -> list[str]:
     """Variables of the pattern in order of first appearance."""
     if isinstance(pattern, ast.Label):
         return [pattern.name]
-    children: tuple[ast.Pattern, ...] = ()
-    if isinstance(pattern, ast.Concat | ast.Alternation | ast.Permute):
-        children = pattern.items
-    elif isinstance(pattern, ast.Exclusion | ast.Quantified):
-        children = (pattern.body,)
     out: list[str] = []
-    for child in children:
+    for child in ast.sub_patterns(pattern):
         out.extend(n for n in pattern_labels(child) if n not in out)
     return out
 

@@ -93,18 +93,10 @@ def compile_sql_rules(
 
 def _unbounded(pattern: ast.Pattern) -> ast.Quantified | None:
     """The first quantifier of `pattern` without an upper bound (`*`, `+`, `{n,}`)."""
-    if isinstance(pattern, ast.Quantified):
-        if pattern.high is None:
-            return pattern
-        return _unbounded(pattern.body)
-    if isinstance(pattern, ast.Concat | ast.Alternation | ast.Permute):
-        for item in pattern.items:
-            found = _unbounded(item)
-            if found is not None:
-                return found
-    if isinstance(pattern, ast.Exclusion):
-        return _unbounded(pattern.body)
-    return None
+    if isinstance(pattern, ast.Quantified) and pattern.high is None:
+        return pattern
+    found = (_unbounded(child) for child in ast.sub_patterns(pattern))
+    return next((q for q in found if q is not None), None)
 
 
 def _nullable(pattern: ast.Pattern) -> bool:

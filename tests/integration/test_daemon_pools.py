@@ -16,12 +16,11 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
-from support import drain
+from support import drain, service_config
 
 from cep.loader import compile_paths
 from service.app import Service
-from service.config import KafkaConfig, ServiceConfig, config_from_mapping
-from service.embedded import consumer_defaults, create_topics, producer_defaults
+from service.embedded import create_topics, producer_defaults
 
 pytestmark = pytest.mark.integration
 
@@ -65,21 +64,17 @@ def test_pools_compacted_at_checkpoints_survive_a_restart(
     rule_file = tmp_path / "rules.cep"
     rule_file.write_text(RULES.replace("ALERTS", alerts))
     compiled = compile_paths([rule_file])
-    base = config_from_mapping(
-        {
-            "inputs": [{"topic": inp, "stream": "cases"}],
-            "redis_url": redis_url,
-            "dead_letter_topic": f"{topic_name}-dlq",
-            "late_topic": f"{topic_name}-late",
-            "batch": {"max_messages": 100, "max_wait_ms": 20},
-            "bounds": {"compact_pools_at": 50},
-            "engine": "numba",
-        }
+    config = service_config(
+        kafka_bootstrap,
+        redis_url,
+        f"cep-{topic_name}",
+        inputs=[{"topic": inp, "stream": "cases"}],
+        dead_letter_topic=f"{topic_name}-dlq",
+        late_topic=f"{topic_name}-late",
+        batch={"max_messages": 100, "max_wait_ms": 20},
+        bounds={"compact_pools_at": 50},
+        engine="numba",
     )
-    kafka = KafkaConfig(
-        kafka_bootstrap, f"cep-{topic_name}", consumer_defaults(), producer_defaults()
-    )
-    config = ServiceConfig(**{**base.__dict__, "kafka": kafka})
 
     opened = [(f"c{c}", f"open-{c}", "open", c) for c in range(CARDS)]
     noise = [(f"c{i % CARDS}", f"noise-{i}", "noise", 100 + i) for i in range(600)]
