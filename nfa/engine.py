@@ -21,13 +21,14 @@ from nfa.batch import EventBatch, StringPool
 from nfa.engine_outputs import OutputBuilder
 from nfa.engine_rules import RuleSet
 from nfa.engine_snapshot import read_snapshot, write_snapshot
+from nfa.event_time import buffer_on_time, own_buffer, split_late, take_released
 from nfa.kernel_bounds import drop_oldest_runs, evict_keys
 from nfa.kernel_keys import KEY_MAX, live_keys
 from nfa.kernel_skip import advance_all, due_rows, flush_all
 from nfa.kernel_store import M_DROPPED, OF, drain_outputs, new_state
 from nfa.program import Program
 from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
-from nfa.results import EngineCounters, EngineOutput, LateEvent
+from nfa.results import EngineCounters, EngineOutput
 
 if TYPE_CHECKING:
     from nfa.migrate import CarryOver
@@ -81,15 +82,9 @@ class Engine:
             return out
         if n:
             keep = self._lateness(batch, out)
-            if len(keep) == n and not len(self.buffer):
-                self.buffer = batch
-            elif len(keep) == n:
-                self.buffer = EventBatch.concat(self.schema, [self.buffer, batch])
-            elif len(keep):
-                self.buffer = EventBatch.concat(self.schema, [self.buffer, batch.take(keep)])
+            self.buffer = buffer_on_time(self.schema, self.buffer, batch, keep)
         self._release(min(self.stream_watermark.values(), default=NO_TIME))
-        if self.buffer is batch:  # events stay buffered: own them, not the caller's arrays
-            self.buffer = batch.take(np.arange(n))
+        self.buffer = own_buffer(self.buffer, batch)
         self._bound()
         self._collect(out)
         return out
@@ -150,67 +145,18 @@ class Engine:
 
     # ------------------------------------------------------------------ event time
     def _lateness(self, batch: EventBatch, out: EngineOutput) -> I64:
-        """Indices of the batch's events that are not late; late ones go to `out.late`.
-
-        Equivalent to the reference's event-by-event update of each stream's watermark:
-        until a stream's first on-time event of the batch the old watermark applies, after
-        it the running maximum of the stream's times minus its out-of-orderness.
-        """
-        late_all = np.zeros(len(batch), np.bool_)
-        own_all = np.zeros(len(batch), np.int64)
-        for s, stream in enumerate(self.schema.streams):
-            idx = np.flatnonzero(batch.stream == s)
-            if not len(idx):
-                continue
-            ts = batch.ts[idx]
-            w0 = self.stream_watermark.get(s, NO_TIME)
-            m0 = self.stream_max.get(s, NO_TIME)
-            above = ts > w0
-            if not above.any():
-                late_all[idx] = True
-                own_all[idx] = w0
-                continue
-            first = int(np.argmax(above))
-            prior = np.maximum.accumulate(np.concatenate(([m0], ts[:-1])))
-            prior = np.maximum(prior, m0)
-            own = np.maximum(prior - stream.out_of_order_ms, w0)  # never backwards (idleness)
-            own[: first + 1] = w0
-            late = ts <= own
-            late_all[idx] = late
-            own_all[idx] = own
-            self.stream_max[s] = max(m0, int(ts[~late].max()))
-            self.stream_watermark[s] = max(w0, self.stream_max[s] - stream.out_of_order_ms)
-        late_idx = np.flatnonzero(late_all)
-        self.counters.events_late += len(late_idx)
-        for i in late_idx.tolist():
-            out.late.append(
-                LateEvent(
-                    int(batch.stream[i]),
-                    int(batch.key[i]),
-                    int(batch.seq[i]),
-                    int(batch.ts[i]),
-                    int(own_all[i]),
-                )
-            )
-        return np.flatnonzero(~late_all)
+        """Indices of the batch's events that are not late (`nfa.event_time.split_late`)."""
+        return split_late(
+            self.schema, batch, self.stream_max, self.stream_watermark, self.counters, out
+        )
 
     def _release(self, watermark: int) -> None:
         if watermark <= self.watermark and watermark != END_OF_TIME:
             return
         self.watermark = max(self.watermark, watermark)
-        buffer = self.buffer
-        if len(buffer):
-            ts = buffer.ts
-            if ts[-1] <= watermark and bool(np.all(ts[1:] >= ts[:-1])):
-                self.buffer = EventBatch.empty(self.schema)  # all ready, in order: no copy
-                self._run_events(buffer)
-            else:
-                ready = np.flatnonzero(ts <= watermark)
-                if len(ready):
-                    order = ready[np.argsort(ts[ready], kind="stable")]
-                    released = buffer.take(order)
-                    self.buffer = buffer.take(np.flatnonzero(ts > watermark))
-                    self._run_events(released)
+        released, self.buffer = take_released(self.schema, self.buffer, watermark)
+        if released is not None:
+            self._run_events(released)
         for r, rule in enumerate(self.ruleset.rules):
             if rule.program.window_ms > 0:
                 rows = due_rows(self.states[r], watermark)

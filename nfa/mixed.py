@@ -1,5 +1,5 @@
-"""One engine over DSL and SQL rules: a CEP engine for NFA programs, the streaming row
-pattern engine for SQL programs, behind the common engine API.
+"""One engine over DSL and SQL rules: a CEP engine for NFA programs, `nfa.sql_engine` for
+SQL programs (on kernels where they apply), behind the common engine API.
 
 Rule indices of the outputs are global: the NFA programs first (as the CEP engine numbers
 them), then the SQL programs (offset by the number of NFA programs); the alert builder
@@ -12,6 +12,7 @@ The snapshot is the two engines' snapshots, each prefixed with its length (0: ab
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -22,7 +23,7 @@ from nfa.program import Program
 from nfa.reference import EngineConfig
 from nfa.results import EngineOutput
 from nfa.rowpattern_rule import SqlProgram
-from nfa.rowpattern_stream import RowPatternEngine
+from nfa.sql_engine import SqlEngine
 
 if TYPE_CHECKING:
     from nfa.migrate import CarryOver
@@ -48,7 +49,7 @@ CepRestore = Callable[[Sequence[Program], StringPool, bytes, EngineConfig], CepE
 class MixedEngine:
     """NFA programs in `cep`, SQL programs in `sql`; outputs merged, rules renumbered."""
 
-    def __init__(self, cep: CepEngine | None, sql: RowPatternEngine | None, n_programs: int):
+    def __init__(self, cep: CepEngine | None, sql: SqlEngine | None, n_programs: int):
         self.cep = cep
         self.sql = sql
         self.n_programs = n_programs  # NFA programs: the SQL rule indices start here
@@ -61,10 +62,12 @@ class MixedEngine:
         pool: StringPool,
         factory: CepFactory,
         config: EngineConfig | None = None,
+        jit: bool = True,
     ) -> MixedEngine:
+        """`jit` False runs every SQL rule on the Python row-pattern engine (rule tests)."""
         config = config or EngineConfig()
         cep = factory(programs, pool, config) if programs else None
-        sql = RowPatternEngine(sql_programs, pool, config) if sql_programs else None
+        sql = SqlEngine(sql_programs, pool, config, jit) if sql_programs else None
         return cls(cep, sql, len(programs))
 
     @classmethod
@@ -78,6 +81,7 @@ class MixedEngine:
         config: EngineConfig | None = None,
         keep: tuple[CarryOver, CarryOver] | None = None,
         create: CepFactory | None = None,
+        jit: bool = True,
     ) -> MixedEngine:
         """From `snapshot()` bytes; with `keep` (for the NFA programs, for the SQL programs;
         see `nfa.migrate`), from a snapshot taken with other rules."""
@@ -95,8 +99,8 @@ class MixedEngine:
             sql_data,
             config,
             keep_sql,
-            RowPatternEngine.restore,
-            RowPatternEngine,
+            functools.partial(SqlEngine.restore, jit=jit),
+            functools.partial(SqlEngine, jit=jit),
         )
         return cls(cep, sql, len(programs))
 

@@ -10,12 +10,13 @@ stream's key field (PARTITION BY) and its order the stream's event time (ORDER B
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nfa.expr import Type
 from nfa.program import OutputSpec, RuleInfo, Schema
 from nfa.rowpattern import Op
-from nfa.rowpattern_expr import Agg, Call, MatchNumber, Nav, RExpr, RType
+from nfa.rowpattern_expr import Agg, Call, Frame, MatchNumber, Nav, RExpr, RType, Value, evaluate
 from nfa.rowpattern_run import RowPatternQuery, RowsPerMatch
 
 #: How a stream field's type is seen by row pattern expressions.
@@ -89,6 +90,20 @@ class SqlProgram:
         """How many rows before a match's first row PREV may read: the rows kept behind."""
         exprs = [*self.query.measures, *(d for d in self.query.program.defines if d)]
         return max((_lookback(e) for e in exprs), default=0)
+
+
+def alert_fields(
+    sp: SqlProgram, key_value: Value, measures: tuple[Value, ...], row: Sequence[Value] | None
+) -> tuple[tuple[str, Value], ...]:
+    """A match's alert fields: the measures (then, with ALL ROWS PER MATCH, the output
+    row's other fields) under `output_names`, or the SELECT list evaluated over them."""
+    layout = (key_value, *measures)
+    if row is not None:
+        layout += tuple(v for i, v in enumerate(row) if i != sp.key_column)
+    if sp.select is None:
+        return tuple(zip(sp.output_names, layout[1:], strict=True))
+    frame = Frame([layout], 0, (), 0, 0, ())
+    return tuple((name, evaluate(e, frame, 0)) for name, e in sp.select)
 
 
 def _numbered(expr: RExpr) -> bool:

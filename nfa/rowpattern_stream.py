@@ -27,9 +27,9 @@ from nfa.expr import Type
 from nfa.migrate import renumbering
 from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
 from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
-from nfa.rowpattern_expr import Frame, Value, evaluate
+from nfa.rowpattern_expr import Value
 from nfa.rowpattern_key import Decided, KeyRows, Row, decide
-from nfa.rowpattern_rule import SqlProgram
+from nfa.rowpattern_rule import SqlProgram, alert_fields
 
 if TYPE_CHECKING:
     from nfa.migrate import CarryOver
@@ -207,14 +207,7 @@ class RowPatternEngine:
 
     def _match(self, rule: int, key: int, program: SqlProgram, decided: Decided) -> Match:
         events = tuple(MatchedEvent(label, seq, ts) for label, seq, ts in decided.events)
-        layout = (decided.key_value, *decided.measures)
-        if decided.row is not None:  # ALL ROWS PER MATCH: the row's other fields too
-            layout += tuple(v for i, v in enumerate(decided.row) if i != program.key_column)
-        if program.select is None:
-            fields = tuple(zip(program.output_names, layout[1:], strict=True))
-        else:
-            frame = Frame([layout], 0, (), 0, 0, ())
-            fields = tuple((name, evaluate(e, frame, 0)) for name, e in program.select)
+        fields = alert_fields(program, decided.key_value, decided.measures, decided.row)
         return Match(rule, key, events, decided.time, False, fields)
 
 

@@ -26,14 +26,19 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from nfa import rowpattern_kernel as rk
+from nfa.batch import EventBatch
 from nfa.engine import Engine
 from nfa.expr import Type
 from nfa.interpret import Event
 from nfa.kernel_keys import live_keys
 from nfa.kernel_layout import AG_INT
 from nfa.mixed import MixedEngine
+from nfa.program import Schema
 from nfa.reference import ReferenceEngine
+from nfa.rowpattern_jit import JitRowPatternEngine
 from nfa.rowpattern_stream import RowPatternEngine
+from nfa.sql_engine import SqlEngine
 
 I64 = npt.NDArray[np.int64]
 _NONE = np.zeros(0, np.int64)
@@ -49,8 +54,11 @@ def referenced_ids(engine: object) -> tuple[I64, I64] | None:
     if isinstance(engine, RowPatternEngine):
         keys = [k for _, k in engine.states] + [k for k, w in engine.buffer.items() if w]
         return _NONE, np.asarray(keys, np.int64)
-    if isinstance(engine, MixedEngine):
-        parts = [referenced_ids(p) for p in (engine.cep, engine.sql) if p is not None]
+    if isinstance(engine, JitRowPatternEngine):
+        return _jit_sql_ids(engine)
+    if isinstance(engine, MixedEngine | SqlEngine):
+        sides = (engine.cep, engine.sql) if isinstance(engine, MixedEngine) else engine.parts
+        parts = [referenced_ids(p) for p in sides if p is not None]
         if any(part is None for part in parts):
             return None
         known = [part for part in parts if part is not None]
@@ -63,11 +71,8 @@ def referenced_ids(engine: object) -> tuple[I64, I64] | None:
 
 def _product_engine_ids(engine: Engine) -> tuple[I64, I64]:
     schema = engine.schema
-    strings: list[I64] = [_NONE]
+    strings: list[I64] = [_NONE, _buffer_strings(schema, engine.buffer)]
     keys: list[I64] = [_NONE, np.asarray(engine.buffer.key, np.int64)]
-    slots = [c.slot for c in schema.columns if c.type is Type.STRING]
-    if slots and len(engine.buffer):
-        strings.append(np.asarray(engine.buffer.ints[slots], np.int64).ravel())
     for rule, state in zip(engine.ruleset.rules, engine.states, strict=True):
         layout = rule.layout
         for column in layout.columns:  # stored event columns (int ones by value_index)
@@ -94,3 +99,29 @@ def _reference_ids(engine: ReferenceEngine) -> tuple[I64, I64]:
     keys = [k for (k, _), state in engine.states.items() if state.runs or state.completed]
     keys += [k for k, waiting in engine.buffer.items() if waiting]
     return np.asarray(strings, np.int64), np.asarray(keys, np.int64)
+
+
+def _buffer_strings(schema: Schema, buffer: EventBatch) -> I64:
+    slots = [c.slot for c in schema.columns if c.type is Type.STRING]
+    if not slots or not len(buffer):
+        return _NONE
+    return np.asarray(buffer.ints[slots], np.int64).ravel()
+
+
+def _jit_sql_ids(engine: JitRowPatternEngine) -> tuple[I64, I64]:
+    """Strings of retained rows and waiting events; keys with rows or a kept position."""
+    strings: list[I64] = [_NONE, _buffer_strings(engine.schema, engine.buffer)]
+    keys: list[I64] = [_NONE, np.asarray(engine.buffer.key, np.int64)]
+    for rule, state in zip(engine.rules, engine.states, strict=True):
+        kt = state[0]
+        live = np.flatnonzero((kt[:, rk.N] > 0) | (kt[:, rk.NUMBER] > 1) | (kt[:, rk.BASE] > 0))
+        keys.append(live.astype(np.int64))
+        fields = rule.program.schema.streams[rule.program.stream].fields
+        strings_at = [c for c, (_, type_) in enumerate(fields) if type_ is Type.STRING]
+        if not strings_at or not len(live):
+            continue
+        starts, counts = kt[live, rk.LO], kt[live, rk.N]
+        slots = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        for c in strings_at:
+            strings.append(state[1][c, slots][state[3][c, slots]].astype(np.int64))
+    return np.concatenate(strings), np.concatenate(keys)

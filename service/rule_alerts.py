@@ -40,14 +40,18 @@ class MixedKind:
         create: CepFactory,
         restore: CepRestore,
         config: EngineConfig,
+        jit: bool = True,
     ):
         self.sql_programs = list(sql_programs)
+        self.jit = jit  # SQL rules on kernels where they apply (else all in Python)
         self._create = create
         self._restore = restore
         self.config = config
 
     def __call__(self, programs: Sequence[Program], pool: StringPool) -> MixedEngine:
-        return MixedEngine.create(programs, self.sql_programs, pool, self._create, self.config)
+        return MixedEngine.create(
+            programs, self.sql_programs, pool, self._create, self.config, self.jit
+        )
 
     def restore(
         self,
@@ -57,5 +61,13 @@ class MixedKind:
         keep: tuple[CarryOver, CarryOver] | None = None,
     ) -> MixedEngine:
         return MixedEngine.restore(
-            programs, self.sql_programs, pool, data, self._restore, self.config, keep, self._create
+            programs,
+            self.sql_programs,
+            pool,
+            data,
+            self._restore,
+            self.config,
+            keep,
+            self._create,
+            self.jit,
         )

@@ -32,8 +32,9 @@ def engine_kind(
 ) -> EngineKind:
     """The engine class chosen in the config, in processing-time mode (match on arrival,
     nothing is late) when every stream is a processing-time stream, with the config's
-    `bounds`; with SQL rules, a mixed engine (`nfa.mixed`) holding it and the streaming
-    row pattern engine."""
+    `bounds`; with SQL rules, a mixed engine (`nfa.mixed`) holding it and the SQL engine
+    (`nfa.sql_engine`: on kernels with `numba`, the Python row-pattern engine with
+    `reference`)."""
     bounds = bounds or EngineBounds()
     config = EngineConfig(
         max_runs_per_key=bounds.max_runs_per_key,
@@ -48,7 +49,7 @@ def engine_kind(
 
         engine = Engine
     if sql_programs:
-        return MixedKind(sql_programs, engine, engine.restore, config)
+        return MixedKind(sql_programs, engine, engine.restore, config, jit=name == "numba")
     return EngineKindOf(
         lambda programs, pool: engine(programs, pool, config),
         lambda programs, pool, data, keep=None: engine.restore(programs, pool, data, config, keep),

@@ -199,7 +199,9 @@ def _run_engine(
     nfa = [p for p in programs if isinstance(p, Program)]
     sql = [p for p in programs if isinstance(p, SqlProgram)]
     engine: ReferenceEngine | MixedEngine = (
-        MixedEngine.create(nfa, sql, pool, ReferenceEngine) if sql else ReferenceEngine(nfa, pool)
+        MixedEngine.create(nfa, sql, pool, ReferenceEngine, jit=False)
+        if sql
+        else ReferenceEngine(nfa, pool)
     )
     out = EngineOutput()
     for index, record in enumerate(records):

@@ -87,7 +87,7 @@ def compile_sql_rules(
             result.sql_programs.append(program)
         if choice is not None:
             result.engines.append(choice)
-            result.notes.append(_note(choice))
+            result.notes.append(_note(choice, program))
     return result
 
 
@@ -114,12 +114,16 @@ def _nullable(pattern: ast.Pattern) -> bool:
     return True  # () and the anchors take no row
 
 
-def _note(choice: EngineChoice) -> Diagnostic:
+def _note(choice: EngineChoice, program: SqlProgram) -> Diagnostic:
     if choice.engine == NFA_ENGINE:
         message = f"SQL rule `{choice.rule}` runs on the NFA engine, as DSL rules do: "
         return note("I240", choice.span, message + choice.reason)
-    message = f"SQL rule `{choice.rule}` runs on the row-pattern engine: {choice.reason}"
-    return note("I241", choice.span, message)
+    from nfa.rowpattern_jit import kernel_refusal  # numba: only for rules that need it
+
+    refusal = kernel_refusal(program)
+    where = "its Numba kernels" if refusal is None else f"in Python, for its {refusal}"
+    message = f"SQL rule `{choice.rule}` runs on the row-pattern engine ({where}): "
+    return note("I241", choice.span, message + choice.reason)
 
 
 def _compile(rule: SqlRule, schema: Schema, out: list[Diagnostic]) -> SqlProgram | None:

@@ -7,6 +7,10 @@ stream's out-of-orderness), with random watermark advances and a snapshot/restor
 trip in the middle. The matches of each partition, in order, and their measures must agree.
 The rows get a synthetic key (the PARTITION BY values) and a synthetic event time (their
 rank in ORDER BY order, so ties keep the input order as the bounded matcher does).
+
+The cases the kernels run (`nfa.rowpattern_jit.kernel_supported`) also go through
+`JitRowPatternEngine` the same way: every such case when `CEP_JIT_CONFORMANCE=1` (each is a
+rule of its own: a Numba compile of seconds), else every `JIT_SAMPLE`-th.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from nfa.expr import Type
 from nfa.program import RuleInfo, Schema, StreamSchema
 from nfa.results import EngineOutput
 from nfa.rowpattern_expr import RowPatternError
+from nfa.rowpattern_jit import JitRowPatternEngine, kernel_supported
 from nfa.rowpattern_rule import SqlProgram
 from nfa.rowpattern_stream import RowPatternEngine
 
@@ -128,11 +133,12 @@ class Case:
             out.setdefault(repr(tuple(row[:n])), []).append(tuple(row[n:]))
         return out
 
-    def streamed(self, seed: int) -> dict[str, list[tuple[Any, ...]]]:
+    def streamed(self, seed: int, jit: bool = False) -> dict[str, list[tuple[Any, ...]]]:
         rng = random.Random(seed)
         schema = self.program.schema
         pool, keys = StringPool(), StringPool()
-        engine = RowPatternEngine([self.program], pool, emit_empty=True)
+        kind: Any = JitRowPatternEngine if jit else RowPatternEngine
+        engine = kind([self.program], pool, emit_empty=True)
         # Displaced by less than the out-of-orderness (3): never late.
         arrival = sorted(self.ts, key=lambda i: self.ts[i] + rng.random() * 2.9)
         out = EngineOutput()
@@ -148,8 +154,11 @@ class Case:
             out.extend(engine.process(batch_from_records(schema, records, pool, keys, at)))
             if rng.random() < 0.3:
                 snapshot = engine.snapshot()
-                engine = RowPatternEngine.restore([self.program], pool, snapshot)
-                engine.emit_empty = True
+                engine = kind.restore([self.program], pool, snapshot)
+                if jit:
+                    engine.set_emit_empty(True)
+                else:
+                    engine.emit_empty = True
             if rng.random() < 0.3 and at < len(arrival):
                 upcoming = min(self.ts[i] for i in arrival[at:])
                 out.extend(engine.advance_watermark(0, upcoming - 1))
@@ -182,10 +191,29 @@ def test_enough_cases_are_covered() -> None:
     assert len(PREPARED) >= 100
 
 
+JIT_SAMPLE = 8
+ON_KERNELS = [p for p in PREPARED if kernel_supported(p.values[0].program)]
+JIT_CASES = ON_KERNELS if os.environ.get("CEP_JIT_CONFORMANCE") else ON_KERNELS[::JIT_SAMPLE]
+
+
+@pytest.mark.skipif(not PREPARED, reason="conformance suite not present")
+def test_enough_cases_run_on_kernels() -> None:
+    assert len(ON_KERNELS) >= 50
+
+
 @pytest.mark.parametrize(("case", "expected"), PREPARED)
 def test_streaming_equals_bounded(case: Case, expected: dict[str, list[tuple[Any, ...]]]) -> None:
+    _check(case, expected, jit=False)
+
+
+@pytest.mark.parametrize(("case", "expected"), JIT_CASES)
+def test_kernels_equal_bounded(case: Case, expected: dict[str, list[tuple[Any, ...]]]) -> None:
+    _check(case, expected, jit=True)
+
+
+def _check(case: Case, expected: dict[str, list[tuple[Any, ...]]], jit: bool) -> None:
     for seed in range(3):
-        actual = case.streamed(seed)
+        actual = case.streamed(seed, jit)
         assert set(actual) == set(expected), f"seed {seed}: partitions with matches differ"
         for key, rows in expected.items():
             got = actual[key]

@@ -1,0 +1,385 @@
+"""SQL rules on Numba kernels: the streaming row pattern engine over columnar arrays.
+
+`JitRowPatternEngine` has the API, event-time rules and outputs of
+`nfa.rowpattern_stream.RowPatternEngine` (the pure-Python engine, kept as the oracle and
+for the rules these kernels do not run): per-stream watermarks and lateness on whole
+batches (`nfa.event_time`), a buffer of waiting events released in (time, arrival) order,
+and per rule one generated module — `nfa.rowpattern_kernel`'s search and decision loop
+plus the rule's `condition` and `measures` generated from its checked expression trees
+(`nfa.rowpattern_codegen`; no rule text reaches the source: names are generated, strings
+are pool ids) — that appends released rows to each key and decides its matches. Python
+builds only the outputs (matches are rare).
+
+`kernel_supported` says which SQL programs run here: ONE ROW PER MATCH (NOT FOLLOWED BY
+included), and expressions the generator handles (numbers, booleans, string equality,
+navigation, aggregates over numbers; see `nfa.rowpattern_codegen`).
+
+Snapshots: a header, JSON scalars (rule identities, watermarks, counters) and an `.npz`
+archive of the waiting events and each rule's key table and retained rows (no pickles).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import io
+import json
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nfa import rowpattern_kernel as rk
+from nfa import rowpattern_search
+from nfa.batch import EventBatch, StringPool
+from nfa.codegen import load_module
+from nfa.event_time import buffer_on_time, own_buffer, split_late, take_released
+from nfa.expr import Type
+from nfa.kernel_cache import drop_when_changed
+from nfa.migrate import renumbering, rule_identity
+from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
+from nfa.results import EngineCounters, EngineOutput, Match, MatchedEvent
+from nfa.rowpattern_codegen import Unsupported, kernel_functions
+from nfa.rowpattern_expr import RType, Value
+from nfa.rowpattern_rule import SqlProgram, alert_fields
+from nfa.rowpattern_run import Skip
+
+if TYPE_CHECKING:
+    from nfa.migrate import CarryOver
+
+I64 = npt.NDArray[np.int64]
+State = tuple[np.ndarray[Any, Any], ...]
+
+MAGIC = b"CEPSQL"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<6sHI")
+_BUFFER_FIELDS = ("stream", "key", "ts", "seq", "floats", "ints", "valid")
+_SKIP = {
+    Skip.PAST_LAST_ROW: rk.SKIP_PAST_LAST,
+    Skip.TO_NEXT_ROW: rk.SKIP_NEXT_ROW,
+    Skip.TO_FIRST: rk.SKIP_TO_FIRST,
+    Skip.TO_LAST: rk.SKIP_TO_LAST,
+}
+# A rule's module is the search template plus its generated functions; it links the static
+# kernel's helpers, so its name (a digest of its source) must change when they do.
+_STATIC_DIGEST = hashlib.sha256(inspect.getsource(rk).encode()).hexdigest()[:16]
+_TEMPLATE = f"{inspect.getsource(rowpattern_search)}\n\n# static kernel {_STATIC_DIGEST}\n"
+drop_when_changed("rowpattern_kernel", (rk,))
+_STORED = 7  # state arrays a snapshot keeps: key table, rows (5 arrays), meta
+
+
+def kernel_refusal(sp: SqlProgram) -> str | None:
+    """Why `JitRowPatternEngine` does not run this program (then `RowPatternEngine` does),
+    or None when it does."""
+    if sp.all_rows:
+        return "ALL ROWS PER MATCH"
+    try:
+        kernel_functions(sp, lambda text: 0)
+    except Unsupported as exc:
+        return str(exc)
+    return None
+
+
+def kernel_supported(sp: SqlProgram) -> bool:
+    """Whether `JitRowPatternEngine` runs this program (else `RowPatternEngine` does)."""
+    return kernel_refusal(sp) is None
+
+
+@dataclass
+class _Rule:
+    """One program's generated module and kernel arrays."""
+
+    program: SqlProgram
+    module: ModuleType
+    code: I64
+    prm: I64
+    skip_mask: npt.NDArray[np.bool_]
+    colmap: I64
+
+    @property
+    def n_words(self) -> int:
+        return int(self.prm[rk.P_WORDS])
+
+
+def _compile(sp: SqlProgram, pool: StringPool, emit_empty: bool) -> _Rule:
+    def intern(text: str) -> int:
+        ident = pool.intern(text)
+        pool.pin(ident)  # compiled into the kernel: never released
+        return ident
+
+    module = load_module(_TEMPLATE + kernel_functions(sp, intern), "sqlrule")
+    program = sp.query.program
+    code = np.array([(int(i.op), i.a, i.b) for i in program.code], np.int64).reshape(-1, 3)
+    prm = np.zeros(rk.N_PARAMS, np.int64)
+    prm[rk.P_STREAM] = sp.stream
+    prm[rk.P_WITHIN] = -1 if sp.within_ms is None else sp.within_ms
+    prm[rk.P_SKIP] = _SKIP[sp.query.skip]
+    prm[rk.P_HIST_FREE] = int(program.history_free)
+    prm[rk.P_WORDS] = (len(program.code) + 63) // 64
+    prm[rk.P_LOOKBACK] = sp.lookback
+    prm[rk.P_KEY_COLUMN] = sp.key_column
+    prm[rk.P_EMIT_EMPTY] = int(emit_empty)
+    prm[rk.P_POSITIONAL] = int(sp.positional)
+    prm[rk.P_MEASURES] = len(sp.query.measures)
+    prm[rk.P_ABSENT] = -1 if sp.absent is None else sp.absent
+    prm[rk.P_GAP_LABEL] = len(program.names)
+    skip_mask = np.zeros(max(len(program.names), 1), np.bool_)
+    skip_mask[list(sp.query.skip_labels)] = True
+    columns = [(c, col) for c, col in enumerate(sp.schema.columns) if col.stream == sp.stream]
+    colmap = np.array(
+        [(c, col.slot, int(col.type.stored_as_float)) for c, col in columns], np.int64
+    ).reshape(-1, 3)
+    return _Rule(sp, module, code, prm, skip_mask, colmap)
+
+
+class JitRowPatternEngine:
+    """Keyed partitions, event time and SQL rules' row pattern matching, in kernels."""
+
+    def __init__(
+        self,
+        programs: Sequence[SqlProgram],
+        pool: StringPool,
+        config: EngineConfig | None = None,
+        emit_empty: bool = False,
+    ):
+        self.programs = list(programs)
+        self.pool = pool
+        self.config = config or EngineConfig()
+        self.schema = self.programs[0].schema
+        self.rules = [_compile(sp, pool, emit_empty) for sp in self.programs]
+        self.states = [self._new_state(rule) for rule in self.rules]
+        self.buffer = EventBatch.empty(self.schema)
+        self.stream_max: dict[int, int] = {}
+        self.stream_watermark: dict[int, int] = {}
+        self.watermark = NO_TIME
+        self.counters = EngineCounters()
+        self._streams = np.zeros(len(self.schema.streams), np.bool_)  # read by some rule
+        self._streams[[sp.stream for sp in self.programs]] = True
+        self._no_streams = np.zeros(0, np.bool_)
+        for r in range(len(self.rules)):  # compile (or load) every kernel now
+            self._step(r, EventBatch.empty(self.schema), NO_TIME, False, False)
+
+    @staticmethod
+    def _new_state(rule: _Rule) -> State:
+        return rk.new_state(len(rule.colmap), rule.n_words, len(rule.program.query.measures))
+
+    # ------------------------------------------------------------------ engine API
+    def process(self, batch: EventBatch) -> EngineOutput:
+        out = EngineOutput()
+        self.counters.events_in += len(batch)
+        if self.config.processing_time:
+            for r in range(len(self.rules)):
+                self._step(r, batch, NO_TIME, False, True)
+            self._collect(out, by_event=True)
+            return out
+        if len(batch):
+            keep = split_late(
+                self.schema, batch, self.stream_max, self.stream_watermark, self.counters, out
+            )
+            self.buffer = buffer_on_time(self.schema, self.buffer, batch, keep)
+        self._release(min(self.stream_watermark.values(), default=NO_TIME), out)
+        self.buffer = own_buffer(self.buffer, batch)
+        return out
+
+    def advance_watermark(self, stream: int, watermark: int) -> EngineOutput:
+        """Move one stream's watermark forward (idleness); never backwards."""
+        out = EngineOutput()
+        if watermark > self.stream_watermark.get(stream, NO_TIME):
+            self.stream_watermark[stream] = watermark
+        self._release(min(self.stream_watermark.values(), default=NO_TIME), out)
+        return out
+
+    def finish(self) -> EngineOutput:
+        """End of bounded input: release everything; the end decides every match."""
+        out = EngineOutput()
+        for stream in range(len(self.schema.streams)):
+            self.stream_watermark[stream] = END_OF_TIME
+        self._release(END_OF_TIME, out, ended=True)
+        return out
+
+    def live_rows(self) -> int:
+        """Rows retained for matches still to be decided (all rules and keys)."""
+        return int(sum(int(state[0][:, rk.N].sum()) for state in self.states))
+
+    def set_emit_empty(self, emit: bool) -> None:
+        """Report empty matches too (tests comparing with the bounded matcher want them)."""
+        for rule in self.rules:
+            rule.prm[rk.P_EMIT_EMPTY] = int(emit)
+
+    def live_keys(self) -> int:
+        """(rule, key) pairs holding rows for matches still to be decided."""
+        return int(sum(int((state[0][:, rk.N] > 0).sum()) for state in self.states))
+
+    def state_bytes(self) -> int:
+        return int(sum(a.nbytes for state in self.states for a in state))
+
+    # ------------------------------------------------------------------ internals
+    def _release(self, watermark: int, out: EngineOutput, ended: bool = False) -> None:
+        if watermark <= self.watermark and not ended:
+            return
+        self.watermark = max(self.watermark, watermark)
+        released, self.buffer = take_released(self.schema, self.buffer, watermark)
+        events = released if released is not None else EventBatch.empty(self.schema)
+        for r in range(len(self.rules)):
+            self._step(r, events, watermark, ended, False)
+        self._collect(out, by_event=False)
+
+    def _step(self, r: int, batch: EventBatch, now: int, ended: bool, per_event: bool) -> None:
+        rule = self.rules[r]
+        streams = self._streams if per_event else self._no_streams
+        c = np.ascontiguousarray
+        self.states[r] = rule.module.step(
+            self.states[r],
+            rule.code,
+            rule.prm,
+            rule.skip_mask,
+            rule.colmap,
+            c(batch.floats, np.float64),
+            c(batch.ints, np.int64),
+            c(batch.valid, np.bool_),
+            c(batch.ts, np.int64),
+            c(batch.stream, np.int8),
+            c(batch.key, np.int64),
+            c(batch.seq, np.int64),
+            now,
+            ended,
+            streams,
+        )
+
+    def _collect(self, out: EngineOutput, by_event: bool) -> None:
+        """Drain every rule's outputs into matches: in rule order, or (processing time) in
+        the order of the events that decided them, as the Python engine emits them."""
+        found: list[tuple[int, int, Match]] = []
+        for r, rule in enumerate(self.rules):
+            state = self.states[r]
+            meta = state[6]
+            count, n_rows = int(meta[rk.M_OUT]), int(meta[rk.M_ROWS])
+            if not count:
+                continue
+            omet, okf, orow = state[7][:count], state[8][:count], state[9][:n_rows]
+            omi, omf, omv = state[10][:count], state[11][:count], state[12][:count]
+            rows = orow.tolist()
+            for o, (key, time, length, start, key_int, key_valid, event, _) in enumerate(
+                omet.tolist()
+            ):
+                events = tuple(MatchedEvent(*row) for row in rows[start : start + length])
+                key_value = self._key_value(rule, key_int, key_valid, float(okf[o]))
+                measures = self._measures(rule, omi[o], omf[o], omv[o])
+                fields = alert_fields(rule.program, key_value, measures, None)
+                found.append((event, r, Match(r, key, events, time, False, fields)))
+            meta[rk.M_OUT] = meta[rk.M_ROWS] = 0
+            self.counters.matches += count
+        if by_event:
+            found.sort(key=lambda item: (item[0], item[1]))
+        out.matches.extend(match for _, _, match in found)
+
+    def _key_value(self, rule: _Rule, key_int: int, valid: int, key_float: float) -> Value:
+        if not valid:
+            return None
+        fields = rule.program.schema.streams[rule.program.stream].fields
+        return _decode(fields[rule.program.key_column][1], key_int, key_float, self.pool)
+
+    def _measures(
+        self,
+        rule: _Rule,
+        ints: npt.NDArray[np.int64],
+        floats: npt.NDArray[np.float64],
+        valid: npt.NDArray[np.bool_],
+    ) -> tuple[Value, ...]:
+        values: list[Value] = []
+        for m, measure in enumerate(rule.program.query.measures):
+            if not valid[m]:
+                values.append(None)
+            elif measure.type is RType.DOUBLE:
+                values.append(float(floats[m]))
+            elif measure.type is RType.BOOLEAN:
+                values.append(bool(ints[m]))
+            elif measure.type is RType.VARCHAR:
+                values.append(self.pool.value(int(ints[m])))
+            else:
+                values.append(int(ints[m]))
+        return tuple(values)
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> bytes:
+        """The state as versioned bytes (see the module docstring)."""
+        arrays: dict[str, np.ndarray[Any, Any]] = {}
+        for name in _BUFFER_FIELDS:
+            arrays[f"buffer.{name}"] = getattr(self.buffer, name)
+        for r in range(len(self.rules)):
+            state = rk.compact(self.states[r])
+            self.states[r] = state
+            top = int(state[6][rk.M_TOP])
+            stored = (state[0], *(a[..., :top] for a in state[1:6]), state[6])
+            for i, array in enumerate(stored):
+                arrays[f"rule{r}.{i}"] = np.ascontiguousarray(array)
+        meta = {
+            "identities": [rule_identity(p) for p in self.programs],
+            "watermark": self.watermark,
+            "stream_max": sorted(self.stream_max.items()),
+            "stream_watermark": sorted(self.stream_watermark.items()),
+            "counters": dataclasses.asdict(self.counters),
+        }
+        body = io.BytesIO()
+        np.savez(body, allow_pickle=False, **arrays)
+        text = json.dumps(meta).encode()
+        return _HEADER.pack(MAGIC, FORMAT_VERSION, len(text)) + text + body.getvalue()
+
+    @classmethod
+    def restore(
+        cls,
+        programs: Sequence[SqlProgram],
+        pool: StringPool,
+        data: bytes,
+        config: EngineConfig | None = None,
+        keep: CarryOver | None = None,
+    ) -> JitRowPatternEngine:
+        """From `snapshot()` bytes; with `keep` (see `nfa.migrate`), rule states are
+        renumbered by it and the states of rules no new rule continues are dropped."""
+        engine = cls(programs, pool, config)
+        magic, version, length = _HEADER.unpack_from(data)
+        if magic != MAGIC or version != FORMAT_VERSION:
+            raise ValueError("not a snapshot of the jitted SQL engine (or another version)")
+        meta = json.loads(data[_HEADER.size : _HEADER.size + length])
+        identities = [rule_identity(p) for p in engine.programs]
+        if keep is None:
+            if meta["identities"] != identities:
+                raise ValueError("snapshot was taken with different rules")
+            keep = list(range(len(programs)))
+        with np.load(io.BytesIO(data[_HEADER.size + length :]), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        engine.buffer = EventBatch(*(arrays[f"buffer.{name}"] for name in _BUFFER_FIELDS))
+        for old, new in renumbering(keep).items():
+            fresh = engine.states[new]
+            stored = [arrays[f"rule{old}.{i}"] for i in range(_STORED)]
+            kt, *rows, meta_array = stored
+            room = max(1024, 2 * int(meta_array[rk.M_TOP]))
+            grown = [np.zeros((*a.shape[:-1], room), a.dtype) for a in rows]
+            for target, source in zip(grown, rows, strict=True):
+                target[..., : source.shape[-1]] = source
+            meta_array = meta_array.copy()
+            meta_array[rk.M_OUT] = meta_array[rk.M_ROWS] = 0
+            engine.states[new] = (kt.copy(), *grown, meta_array, *fresh[_STORED:])
+        engine.watermark = int(meta["watermark"])
+        engine.stream_max = {int(s): int(t) for s, t in meta["stream_max"]}
+        engine.stream_watermark = {int(s): int(t) for s, t in meta["stream_watermark"]}
+        engine.counters = EngineCounters(**meta["counters"])
+        return engine
+
+
+def _decode(type_: Type, as_int: int, as_float: float, pool: StringPool) -> Value:
+    if type_ is Type.STRING:
+        return pool.value(as_int)
+    if type_.stored_as_float:
+        return as_float
+    if type_ is Type.BOOL:
+        return bool(as_int)
+    return as_int
+
+
+__all__ = ["JitRowPatternEngine", "kernel_refusal", "kernel_supported"]

@@ -1,0 +1,184 @@
+"""`nfa.sql_engine.SqlEngine`: SQL rules split between kernels and Python, as one engine.
+
+Its outputs must be one `RowPatternEngine`'s over all the rules (same matches, same order),
+across snapshots, across a change of rules (`keep`), and when it restores a snapshot that a
+`RowPatternEngine` took (a checkpoint from before SQL rules ran on kernels).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from cep.compiler import CompiledRules
+from cep.loader import load_text
+from nfa.batch import EventBatch, StringPool, batch_from_records
+from nfa.results import EngineOutput
+from nfa.rowpattern_jit import kernel_supported
+from nfa.rowpattern_rule import SqlProgram
+from nfa.rowpattern_stream import RowPatternEngine
+from nfa.sql_engine import SqlEngine
+
+STREAM = (
+    "stream s key k time ts out_of_order 1s "
+    "fields { k: string, x: int, y: float, kind: string, ts: timestamp }"
+)
+QUERIES = {
+    # on kernels
+    "climb": (
+        "MEASURES FIRST(A.x) AS lo, LAST(B.x) AS hi, count(B.*) AS steps, MATCH_NUMBER() AS m "
+        "AFTER MATCH SKIP TO NEXT ROW PATTERN (A B+ C) "
+        "DEFINE A AS x = 0, B AS x > PREV(x), C AS x < PREV(x) AND kind = 'a'"
+    ),
+    "either": (
+        "MEASURES CLASSIFIER() AS c, sum(y) AS total AFTER MATCH SKIP PAST LAST ROW "
+        "PATTERN (A (B | C)+ D) WITHIN INTERVAL '5' SECOND "
+        "DEFINE A AS x = 1, B AS x >= 2, C AS x >= 3, D AS x = 0 OR x IS NULL"
+    ),
+    "quiet": (
+        "MEASURES LAST(B.x) AS b, count(*) AS n AFTER MATCH SKIP PAST LAST ROW "
+        "PATTERN (A B+? NOT FOLLOWED BY C) WITHIN INTERVAL '3' SECOND "
+        "DEFINE A AS x = 1, B AS x >= 2, C AS x = 0 AND y > A.y"
+    ),
+    # in Python: ALL ROWS PER MATCH, LIKE
+    "rows": (
+        "MEASURES RUNNING count(*) AS n ALL ROWS PER MATCH AFTER MATCH SKIP PAST LAST ROW "
+        "PATTERN (A B) DEFINE A AS x = 2, B AS x = 3"
+    ),
+    "like": (
+        "MEASURES count(*) AS n AFTER MATCH SKIP PAST LAST ROW "
+        "PATTERN (A B+) WITHIN INTERVAL '3' SECOND "
+        "DEFINE A AS kind LIKE 'a%', B AS x > A.x"
+    ),
+}
+
+
+def _rules(names: list[str]) -> CompiledRules:
+    rules = "\n".join(
+        f"  - name: {name}\n    sql: |\n      SELECT * FROM s MATCH_RECOGNIZE ("
+        f"PARTITION BY k ORDER BY ts {QUERIES[name]})"
+        for name in names
+    )
+    return load_text(f"streams: |\n  {STREAM}\nrules:\n{rules}\n", "r.yaml").compile(
+        sql_on_nfa=False
+    )
+
+
+def _events(seed: int, n: int, pool: StringPool, keys: StringPool, rules: Any) -> EventBatch:
+    rng = random.Random(seed)
+    records = [
+        (
+            "s",
+            {
+                "k": f"k{rng.randint(0, 3)}",
+                "x": rng.choice([0, 1, 2, 3, 4, None]),
+                "y": rng.choice([0.5, 1.5, None]),
+                "kind": rng.choice(["a", "ab", "b", None]),
+                "ts": 1_000_000 + i * 400 + rng.choice([0, 0, -900, -1500, 300]),
+            },
+        )
+        for i in range(n)
+    ]
+    return batch_from_records(rules.schema, records, pool, keys)
+
+
+def _run(engine: Any, batch: EventBatch, cuts: list[int]) -> list[EngineOutput]:
+    outs = []
+    for lo, hi in zip([0, *cuts], [*cuts, len(batch)], strict=True):
+        outs.append(engine.process(batch.slice(lo, hi)))
+    outs.append(engine.finish())
+    return outs
+
+
+def _python(programs: list[SqlProgram], batch: EventBatch, pool: StringPool) -> list[Any]:
+    return [(o.matches, o.late) for o in _run(RowPatternEngine(programs, pool), batch, CUTS)]
+
+
+CUTS = [40, 41, 90, 200, 330]
+ALL = ["climb", "rows", "either", "like", "quiet"]
+
+
+def test_rules_are_split_between_kernels_and_python() -> None:
+    rules = _rules(ALL)
+    assert [kernel_supported(p) for p in rules.sql_programs] == [True, False, True, False, True]
+    engine = SqlEngine(rules.sql_programs, StringPool())
+    assert engine.fast_rules == [0, 2, 4] and engine.slow_rules == [1, 3]
+    assert SqlEngine(rules.sql_programs, StringPool(), jit=False).fast is None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_outputs_equal_one_python_engine(seed: int) -> None:
+    rules = _rules(ALL)
+    pool, keys = StringPool(), StringPool()
+    batch = _events(seed, 400, pool, keys, rules)
+    expected = _python(rules.sql_programs, batch, pool)
+    got = [(o.matches, o.late) for o in _run(SqlEngine(rules.sql_programs, pool), batch, CUTS)]
+    assert got == expected
+    assert {m.rule for matches, _ in got for m in matches} == {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("at", [0, 2, 4])
+def test_snapshot_and_restore_continue_the_same(at: int) -> None:
+    rules = _rules(ALL)
+    pool, keys = StringPool(), StringPool()
+    batch = _events(7, 400, pool, keys, rules)
+    expected = _python(rules.sql_programs, batch, pool)
+    engine = SqlEngine(rules.sql_programs, pool)
+    got = []
+    for i, (lo, hi) in enumerate(zip([0, *CUTS], [*CUTS, len(batch)], strict=True)):
+        if i == at:
+            engine = SqlEngine.restore(rules.sql_programs, pool, engine.snapshot())
+        out = engine.process(batch.slice(lo, hi))
+        got.append((out.matches, out.late))
+    out = engine.finish()
+    got.append((out.matches, out.late))
+    assert got == expected
+
+
+@pytest.mark.parametrize("at", [1, 3])
+def test_a_python_engine_snapshot_moves_to_kernels(at: int) -> None:
+    """A checkpoint of the Python engine (rows and waiting events as Python values)
+    continues on the kernels exactly as the Python engine would have."""
+    rules = _rules(ALL)
+    pool, keys = StringPool(), StringPool()
+    batch = _events(5, 400, pool, keys, rules)
+    expected = _python(rules.sql_programs, batch, pool)
+    engine: Any = RowPatternEngine(rules.sql_programs, pool)
+    got = []
+    for i, (lo, hi) in enumerate(zip([0, *CUTS], [*CUTS, len(batch)], strict=True)):
+        if i == at:
+            engine = SqlEngine.restore(rules.sql_programs, pool, engine.snapshot())
+            assert engine.fast is not None and engine.fast.live_rows() > 0
+        out = engine.process(batch.slice(lo, hi))
+        got.append((out.matches, out.late))
+    out = engine.finish()
+    got.append((out.matches, out.late))
+    assert got == expected
+
+
+def test_a_change_of_rules_keeps_the_rules_that_continue() -> None:
+    """Rules renumbered and one removed: the rules that continue go on as uninterrupted."""
+    before, after = _rules(ALL), _rules(["either", "like", "climb", "quiet"])
+    pool, keys = StringPool(), StringPool()
+    batch = _events(9, 400, pool, keys, before)
+    head, tail = batch.slice(0, 200), batch.slice(200, len(batch))
+    engine = SqlEngine(before.sql_programs, pool)
+    engine.process(head)
+    keep: list[int | None] = [2, 3, 0, 4]
+    moved = SqlEngine.restore(after.sql_programs, pool, engine.snapshot(), keep=keep)
+    got = [o.matches for o in (moved.process(tail), moved.finish())]
+    reference = RowPatternEngine(before.sql_programs, pool)
+    reference.process(head)
+    renumber = {2: 0, 3: 1, 0: 2, 4: 3}
+    expected = [
+        sorted(
+            (replace(m, rule=renumber[m.rule]) for m in o.matches if m.rule in renumber),
+            key=lambda m: m.rule,
+        )
+        for o in (reference.process(tail), reference.finish())
+    ]
+    assert got == expected
+    assert any(got)
