@@ -6,8 +6,8 @@ answers) and `measures` (what `_measures` and `_all_rows` compute). As in `nfa.c
 rule text reaches the source: names are generated, literals come from typed values and
 strings are pool ids (`intern`), so the source holds no string literal at all.
 
-Rows: column c of a key's local row t is `valid[c, lo + t]` (not null) and its value
-`floats[c, lo + t]` (DOUBLE) or `ints[c, lo + t]` (BIGINT, BOOLEAN as 0/1, VARCHAR as pool
+Rows: column c of a key's local row t is `valid[lo + t, c]` (not null) and its value
+`floats[lo + t, c]` (DOUBLE) or `ints[lo + t, c]` (BIGINT, BOOLEAN as 0/1, VARCHAR as pool
 id); rows 0..n-1 are received, `complete` says no more will come. Every value is a pair of
 variables (value, valid). A run-time error (division or modulo by zero: RowPatternError) and
 "needs a row not received yet" (NeedMoreRows) leave the code by an early return, in the same
@@ -491,9 +491,9 @@ class _Body:
             row = f"({row} if {row} >= 0 else n + {row})"
         j = self.m.fresh()
         array = "floats" if kind == _F else "ints"
-        self.emit(f"k{j} = valid[{e.index}, lo + {row}]")
+        self.emit(f"k{j} = valid[lo + {row}, {e.index}]")
         test = " != 0" if kind == _B else ""
-        self.emit(f"v{j} = {array}[{e.index}, lo + {row}]{test}")
+        self.emit(f"v{j} = {array}[lo + {row}, {e.index}]{test}")
         return _Value(kind, f"v{j}", f"k{j}")
 
     def member(self, labels: frozenset[int] | None, row: str) -> str:

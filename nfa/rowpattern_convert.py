@@ -70,9 +70,9 @@ def _load_kernel_states(
         size = max(1024, 2 * total)
         kt = np.zeros((max(k for k, _ in mine) + 1, rk.KT), np.int64)
         kt[:, rk.NUMBER] = 1
-        ints = np.zeros((len(fields), size), np.int64)
-        floats = np.zeros((len(fields), size), np.float64)
-        valid = np.zeros((len(fields), size), np.bool_)
+        ints = np.zeros((size, len(fields)), np.int64)
+        floats = np.zeros((size, len(fields)), np.float64)
+        valid = np.zeros((size, len(fields)), np.bool_)
         seqs, tss = np.zeros(size, np.int64), np.zeros(size, np.int64)
         top = 0
         for key, state in mine:
@@ -82,9 +82,9 @@ def _load_kernel_states(
             for i, row in enumerate(state.rows):
                 for c, (_, type_) in enumerate(fields):
                     if row[c] is not None:
-                        valid[c, top + i] = True
+                        valid[top + i, c] = True
                         target = floats if type_.stored_as_float else ints
-                        target[c, top + i] = _encode(row[c], type_, engine.pool)
+                        target[top + i, c] = _encode(row[c], type_, engine.pool)
             seqs[top : top + n] = state.seqs
             tss[top : top + n] = state.times
             top += n + 4

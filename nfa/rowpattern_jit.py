@@ -315,7 +315,7 @@ class JitRowPatternEngine:
             state = rk.compact(self.states[r])
             self.states[r] = state
             top = int(state[6][rk.M_TOP])
-            stored = (state[0], *(a[..., :top] for a in state[1:6]), state[6])
+            stored = (state[0], *(a[:top] for a in state[1:6]), state[6])
             for i, array in enumerate(stored):
                 arrays[f"rule{r}.{i}"] = np.ascontiguousarray(array)
         meta = {
@@ -359,9 +359,9 @@ class JitRowPatternEngine:
             stored = [arrays[f"rule{old}.{i}"] for i in range(_STORED)]
             kt, *rows, meta_array = stored
             room = max(1024, 2 * int(meta_array[rk.M_TOP]))
-            grown = [np.zeros((*a.shape[:-1], room), a.dtype) for a in rows]
+            grown = [np.zeros((room, *a.shape[1:]), a.dtype) for a in rows]
             for target, source in zip(grown, rows, strict=True):
-                target[..., : source.shape[-1]] = source
+                target[: len(source)] = source
             meta_array = meta_array.copy()
             meta_array[rk.M_OUT] = meta_array[rk.M_ROWS] = 0
             engine.states[new] = (kt.copy(), *grown, meta_array, *fresh[_STORED:])

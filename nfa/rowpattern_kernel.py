@@ -3,7 +3,8 @@
 `nfa.rowpattern_search` holds the half that calls a rule's generated `condition` and
 `measures`; this one is compiled (and cached) once for every rule:
 
-- Rows live in an arena (`ints`/`floats`/`valid`, one row per column, plus `seqs`/`tss`);
+- Rows live in an arena (`ints`/`floats`/`valid`, row-major: a row's columns share a
+  cache line; plus `seqs`/`tss`);
   each key owns the segment `SEG .. SEG_END` of it, its `N` retained rows at `LO ..`. Trimming
   rows no match can reach moves `LO` forward; a key whose rows reach `SEG_END` shifts them
   back to `SEG` when that frees half the segment, else moves to the arena's top with twice
@@ -24,6 +25,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from nfa.kernel_intrinsics import prefetch
+
 # instructions (nfa.rowpattern.Op)
 LABEL, SPLIT, JUMP, START, END, BEGIN_EXCLUDE, END_EXCLUDE, DONE = 0, 1, 2, 3, 4, 5, 6, 7
 # key table columns
@@ -41,6 +44,8 @@ NONE, MATCH, PENDING = 0, 1, 2
 # meta
 M_TOP, M_OUT, M_ROWS, M_STAMP, M_WANT = 0, 1, 2, 3, 4
 META = 5
+# prefetch distances (events or keys ahead): key rows first, their arena rows later
+AHEAD_KEY, AHEAD_ROW = 16, 8
 # decide_key's answers: done, or which scratch or output array to grow first
 DONE_KEY, NEED_OUTPUTS, NEED_ROWS, NEED_LABELS, NEED_MEMO, NEED_STACK = 0, 1, 2, 3, 4, 5
 # output columns (omet)
@@ -53,9 +58,9 @@ def new_state(n_columns: int, n_words: int, n_measures: int) -> tuple[np.ndarray
     arena = 1024
     return (
         np.zeros((0, KT), np.int64),
-        np.zeros((n_columns, arena), np.int64),
-        np.zeros((n_columns, arena), np.float64),
-        np.zeros((n_columns, arena), np.bool_),
+        np.zeros((arena, n_columns), np.int64),
+        np.zeros((arena, n_columns), np.float64),
+        np.zeros((arena, n_columns), np.bool_),
         np.zeros(arena, np.int64),
         np.zeros(arena, np.int64),
         np.zeros(META, np.int64),
@@ -120,12 +125,11 @@ def next_position(code, prm, skip_mask, lab, start, mlen):  # type: ignore[no-un
 @nb.njit(cache=True, inline="always")
 def _copy_rows(src, dst, n, ints, floats, valid, seqs, tss, ints2, floats2, valid2, seqs2, tss2):  # type: ignore[no-untyped-def]
     """Rows `src .. src+n-1` to `dst ..` (ascending: safe for dst < src in one arena)."""
-    for c in range(ints.shape[0]):
-        for i in range(n):
-            ints2[c, dst + i] = ints[c, src + i]
-            floats2[c, dst + i] = floats[c, src + i]
-            valid2[c, dst + i] = valid[c, src + i]
     for i in range(n):
+        for c in range(ints.shape[1]):
+            ints2[dst + i, c] = ints[src + i, c]
+            floats2[dst + i, c] = floats[src + i, c]
+            valid2[dst + i, c] = valid[src + i, c]
         seqs2[dst + i] = seqs[src + i]
         tss2[dst + i] = tss[src + i]
 
@@ -140,11 +144,11 @@ def compact_arena(state, extra):  # type: ignore[no-untyped-def]
     for k in range(kt.shape[0]):
         if kt[k, N] > 0:
             need += kt[k, N] + (kt[k, N] >> 1) + 4
-    size = max(2 * need, ints.shape[1], 2 * kt.shape[0])
-    c = ints.shape[0]
-    ints2 = np.zeros((c, size), np.int64)
-    floats2 = np.zeros((c, size), np.float64)
-    valid2 = np.zeros((c, size), np.bool_)
+    size = max(2 * need, ints.shape[0], 2 * kt.shape[0])
+    c = ints.shape[1]
+    ints2 = np.zeros((size, c), np.int64)
+    floats2 = np.zeros((size, c), np.float64)
+    valid2 = np.zeros((size, c), np.bool_)
     seqs2 = np.zeros(size, np.int64)
     tss2 = np.zeros(size, np.int64)
     top = 0
@@ -183,7 +187,7 @@ def append_row(  # type: ignore[no-untyped-def]
         else:
             room = max(4, 2 * n)
             top = meta[M_TOP]
-            if top + room > ints.shape[1]:
+            if top + room > ints.shape[0]:
                 return False
             _copy_rows(lo, top, n, ints, floats, valid, seqs, tss, ints, floats, valid, seqs, tss)
             kt[key, LO], kt[key, SEG], kt[key, SEG_END] = top, top, top + room
@@ -192,17 +196,27 @@ def append_row(  # type: ignore[no-untyped-def]
     for c in range(colmap.shape[0]):
         source, slot_in, is_float = colmap[c, 0], colmap[c, 1], colmap[c, 2]
         ok = ev_valid[source, i]
-        valid[c, slot] = ok
+        valid[slot, c] = ok
         if is_float:
-            floats[c, slot] = ev_floats[slot_in, i] if ok else 0.0
-            ints[c, slot] = 0
+            floats[slot, c] = ev_floats[slot_in, i] if ok else 0.0
         else:
-            ints[c, slot] = ev_ints[slot_in, i] if ok else 0
-            floats[c, slot] = 0.0
+            ints[slot, c] = ev_ints[slot_in, i] if ok else 0
     seqs[slot] = seq
     tss[slot] = ts
     kt[key, N] = n + 1
     return True
+
+
+@nb.njit(cache=True, inline="always")
+def warm_slot(kt, ints, floats, valid, seqs, tss, key, row):  # type: ignore[no-untyped-def]
+    """Prefetch the arena lines of `key`'s local row `row`, or with -1 of the slot its next
+    row goes to (its key row was prefetched earlier)."""
+    slot = min(kt[key, LO] + kt[key, N] if row < 0 else kt[key, LO] + row, ints.shape[0] - 1)
+    prefetch(ints, slot)
+    prefetch(floats, slot)
+    prefetch(valid, slot)
+    prefetch(seqs, slot)
+    prefetch(tss, slot)
 
 
 @nb.njit(cache=True)
@@ -243,6 +257,10 @@ def append_events(  # type: ignore[no-untyped-def]
     for i in range(first, stop):
         if ev_stream[i] != stream:
             continue
+        if i + AHEAD_KEY < stop:  # staged prefetch: the key row, then its next free slot
+            prefetch(kt, ev_key[i + AHEAD_KEY] if ev_stream[i + AHEAD_KEY] == stream else 0)
+        if i + AHEAD_ROW < stop and ev_stream[i + AHEAD_ROW] == stream:
+            warm_slot(kt, ints, floats, valid, seqs, tss, ev_key[i + AHEAD_ROW], -1)
         key = ev_key[i]
         while not append_row(
             kt,

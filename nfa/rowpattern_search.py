@@ -28,7 +28,10 @@ import math  # noqa: F401  (the generated functions appended to this source use 
 import numba as nb
 import numpy as np
 
+from nfa.kernel_intrinsics import prefetch
 from nfa.rowpattern_kernel import (
+    AHEAD_KEY,
+    AHEAD_ROW,
     BASE,
     BEGIN_EXCLUDE,
     DONE_KEY,
@@ -77,6 +80,7 @@ from nfa.rowpattern_kernel import (
     grow1,
     grow2,
     next_position,
+    warm_slot,
 )
 
 
@@ -328,11 +332,11 @@ def decide_key(  # type: ignore[no-untyped-def]
             omet[o, O_TIME] = time
             omet[o, O_LEN] = mlen
             omet[o, O_ROW] = r
-            omet[o, O_KEY_INT] = ints[kc, lo + pos]
-            omet[o, O_KEY_VALID] = valid[kc, lo + pos]
+            omet[o, O_KEY_INT] = ints[lo + pos, kc]
+            omet[o, O_KEY_VALID] = valid[lo + pos, kc]
             omet[o, O_EVENT] = event
             omet[o, O_NUMBER] = kt[key, NUMBER]
-            okf[o] = floats[kc, lo + pos]
+            okf[o] = floats[lo + pos, kc]
             meta[M_OUT] = o + 1
             meta[M_ROWS] = r + mlen
         kt[key, NUMBER] += 1
@@ -398,7 +402,13 @@ def step(  # type: ignore[no-untyped-def]
             kt, ints, floats, valid, seqs, tss, meta = state[:7]
             omet, okf, orow, omi, omf, omv, lab, stk, memo = state[7:]
             visited = np.zeros(max(prm[P_WORDS], 1), np.int64)
-            for key in keys:
+            for j in range(keys.shape[0]):
+                if j + AHEAD_KEY < keys.shape[0]:  # staged prefetch, as when appending
+                    prefetch(kt, keys[j + AHEAD_KEY])
+                if j + AHEAD_ROW < keys.shape[0]:
+                    ahead = keys[j + AHEAD_ROW]
+                    warm_slot(kt, ints, floats, valid, seqs, tss, ahead, kt[ahead, POS])
+                key = keys[j]
                 while True:
                     need = decide_key(
                         kt,

@@ -123,5 +123,5 @@ def _jit_sql_ids(engine: JitRowPatternEngine) -> tuple[I64, I64]:
         starts, counts = kt[live, rk.LO], kt[live, rk.N]
         slots = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
         for c in strings_at:
-            strings.append(state[1][c, slots][state[3][c, slots]].astype(np.int64))
+            strings.append(state[1][slots, c][state[3][slots, c]].astype(np.int64))
     return np.concatenate(strings), np.concatenate(keys)

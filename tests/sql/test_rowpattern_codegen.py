@@ -279,7 +279,12 @@ def arrays(rows: Sequence[Row], lo: int, rng: random.Random) -> tuple[np.ndarray
                 ints[c, lo + t] = POOL.intern(value)
             else:
                 ints[c, lo + t] = int(value)
-    return ints.astype(np.int64), floats.astype(np.float64), valid.astype(np.bool_)
+    # the kernel's arena is row-major: a row's columns side by side
+    return (
+        np.ascontiguousarray(ints.T, np.int64),
+        np.ascontiguousarray(floats.T, np.float64),
+        np.ascontiguousarray(valid.T, np.bool_),
+    )
 
 
 @st.composite
