@@ -10,9 +10,10 @@ plus the rule's `condition` and `measures` generated from its checked expression
 are pool ids) — that appends released rows to each key and decides its matches. Python
 builds only the outputs (matches are rare).
 
-`kernel_supported` says which SQL programs run here: ONE ROW PER MATCH (NOT FOLLOWED BY
-included), and expressions the generator handles (numbers, booleans, string equality,
-navigation, aggregates over numbers; see `nfa.rowpattern_codegen`).
+`kernel_supported` says which SQL programs run here: ONE ROW and ALL ROWS PER MATCH (but
+not ALL ROWS with `{- -}`), NOT FOLLOWED BY, and the expressions the generator handles
+(numbers, booleans, string equality, navigation, aggregates over numbers; see
+`nfa.rowpattern_codegen`).
 
 Snapshots: a header, JSON scalars (rule identities, watermarks, counters) and an `.npz`
 archive of the waiting events and each rule's key table and retained rows (no pickles).
@@ -44,6 +45,7 @@ from nfa.kernel_cache import drop_when_changed
 from nfa.migrate import renumbering, rule_identity
 from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
 from nfa.results import EngineCounters, EngineOutput, Match, MatchedEvent
+from nfa.rowpattern import Op
 from nfa.rowpattern_codegen import Unsupported, kernel_functions
 from nfa.rowpattern_expr import RType, Value
 from nfa.rowpattern_rule import SqlProgram, alert_fields
@@ -76,8 +78,8 @@ _STORED = 7  # state arrays a snapshot keeps: key table, rows (5 arrays), meta
 def kernel_refusal(sp: SqlProgram) -> str | None:
     """Why `JitRowPatternEngine` does not run this program (then `RowPatternEngine` does),
     or None when it does."""
-    if sp.all_rows:
-        return "ALL ROWS PER MATCH"
+    if sp.all_rows and any(i.op is Op.BEGIN_EXCLUDE for i in sp.query.program.code):
+        return "exclusion {- -} with ALL ROWS PER MATCH"
     try:
         kernel_functions(sp, lambda text: 0)
     except Unsupported as exc:
@@ -128,6 +130,7 @@ def _compile(sp: SqlProgram, pool: StringPool, emit_empty: bool) -> _Rule:
     prm[rk.P_MEASURES] = len(sp.query.measures)
     prm[rk.P_ABSENT] = -1 if sp.absent is None else sp.absent
     prm[rk.P_GAP_LABEL] = len(program.names)
+    prm[rk.P_ALL_ROWS] = int(sp.all_rows)
     skip_mask = np.zeros(max(len(program.names), 1), np.bool_)
     skip_mask[list(sp.query.skip_labels)] = True
     columns = [(c, col) for c, col in enumerate(sp.schema.columns) if col.stream == sp.stream]
@@ -166,7 +169,11 @@ class JitRowPatternEngine:
 
     @staticmethod
     def _new_state(rule: _Rule) -> State:
-        return rk.new_state(len(rule.colmap), rule.n_words, len(rule.program.query.measures))
+        """With ALL ROWS PER MATCH an output's measures are followed by its row's fields."""
+        width = len(rule.program.query.measures) + (
+            len(rule.colmap) if rule.program.all_rows else 0
+        )
+        return rk.new_state(len(rule.colmap), rule.n_words, width)
 
     # ------------------------------------------------------------------ engine API
     def process(self, batch: EventBatch) -> EngineOutput:
@@ -270,13 +277,31 @@ class JitRowPatternEngine:
                 events = tuple(MatchedEvent(*row) for row in rows[start : start + length])
                 key_value = self._key_value(rule, key_int, key_valid, float(okf[o]))
                 measures = self._measures(rule, omi[o], omf[o], omv[o])
-                fields = alert_fields(rule.program, key_value, measures, None)
+                row = self._row(rule, omi[o], omf[o], omv[o]) if rule.program.all_rows else None
+                fields = alert_fields(rule.program, key_value, measures, row)
                 found.append((event, r, Match(r, key, events, time, False, fields)))
             meta[rk.M_OUT] = meta[rk.M_ROWS] = 0
             self.counters.matches += count
         if by_event:
             found.sort(key=lambda item: (item[0], item[1]))
         out.matches.extend(match for _, _, match in found)
+
+    def _row(
+        self,
+        rule: _Rule,
+        ints: npt.NDArray[np.int64],
+        floats: npt.NDArray[np.float64],
+        valid: npt.NDArray[np.bool_],
+    ) -> tuple[Value, ...]:
+        """ALL ROWS PER MATCH: the output row's fields (stored after the measures)."""
+        at = len(rule.program.query.measures)
+        fields = rule.program.schema.streams[rule.program.stream].fields
+        return tuple(
+            _decode(type_, int(ints[at + c]), float(floats[at + c]), self.pool)
+            if valid[at + c]
+            else None
+            for c, (_, type_) in enumerate(fields)
+        )
 
     def _key_value(self, rule: _Rule, key_int: int, valid: int, key_float: float) -> Value:
         if not valid:

@@ -36,7 +36,8 @@ KT = 8
 P_STREAM, P_WITHIN, P_SKIP, P_HIST_FREE, P_WORDS, P_LOOKBACK = 0, 1, 2, 3, 4, 5
 P_KEY_COLUMN, P_EMIT_EMPTY, P_POSITIONAL, P_MEASURES, P_STAMP = 6, 7, 8, 9, 10
 P_ABSENT, P_GAP_LABEL = 11, 12  # NOT FOLLOWED BY's variable (-1: none), the gap label
-N_PARAMS = 13
+P_ALL_ROWS = 13  # ALL ROWS PER MATCH: an output per match row, its fields after measures
+N_PARAMS = 14
 # skip kinds (nfa.rowpattern_run.Skip)
 SKIP_PAST_LAST, SKIP_NEXT_ROW, SKIP_TO_FIRST, SKIP_TO_LAST = 0, 1, 2, 3
 # search results (and NEED_STACK)

@@ -60,11 +60,13 @@ from nfa.rowpattern_kernel import (
     O_ROW,
     O_TIME,
     P_ABSENT,
+    P_ALL_ROWS,
     P_EMIT_EMPTY,
     P_GAP_LABEL,
     P_HIST_FREE,
     P_KEY_COLUMN,
     P_LOOKBACK,
+    P_MEASURES,
     P_POSITIONAL,
     P_STAMP,
     P_WITHIN,
@@ -298,8 +300,9 @@ def decide_key(  # type: ignore[no-untyped-def]
                 continue
             time = limit
         o, r = meta[M_OUT], meta[M_ROWS]
-        if o == omet.shape[0]:
-            kt[key, POS] = pos
+        outputs = mlen if prm[P_ALL_ROWS] and mlen > 0 else 1  # ALL ROWS: one per match row
+        if o + outputs > omet.shape[0]:
+            kt[key, POS], meta[M_WANT] = pos, o + outputs
             return NEED_OUTPUTS
         if r + mlen > orow.shape[0]:
             kt[key, POS], meta[M_WANT] = pos, r + mlen
@@ -322,22 +325,35 @@ def decide_key(  # type: ignore[no-untyped-def]
         )
         if verdict == 2:
             break
+        if prm[P_ALL_ROWS] and mlen > 1:  # RUNNING measures at each row (the last: above)
+            for i in range(mlen):
+                verdict = measures(pos, mlen, pos + i, lab, ints, floats, valid, lo, n, ended, kt[key, NUMBER], omi[o + i], omf[o + i], omv[o + i])  # fmt: skip
+                if verdict == 2:
+                    break
+            if verdict == 2:
+                break
         if mlen > 0 or prm[P_EMIT_EMPTY] != 0:
             for i in range(mlen):
                 orow[r + i, 0] = lab[i]
                 orow[r + i, 1] = seqs[lo + pos + i]
                 orow[r + i, 2] = tss[lo + pos + i]
-            kc = prm[P_KEY_COLUMN]
-            omet[o, O_KEY] = key
-            omet[o, O_TIME] = time
-            omet[o, O_LEN] = mlen
-            omet[o, O_ROW] = r
-            omet[o, O_KEY_INT] = ints[lo + pos, kc]
-            omet[o, O_KEY_VALID] = valid[lo + pos, kc]
-            omet[o, O_EVENT] = event
-            omet[o, O_NUMBER] = kt[key, NUMBER]
-            okf[o] = floats[lo + pos, kc]
-            meta[M_OUT] = o + 1
+            kc, width = prm[P_KEY_COLUMN], prm[P_MEASURES]
+            for i in range(outputs):
+                omet[o + i, O_KEY] = key
+                omet[o + i, O_TIME] = time
+                omet[o + i, O_LEN] = i + 1 if outputs > 1 else mlen  # a row's alert: the prefix
+                omet[o + i, O_ROW] = r
+                omet[o + i, O_KEY_INT] = ints[lo + pos, kc]
+                omet[o + i, O_KEY_VALID] = valid[lo + pos, kc]
+                omet[o + i, O_EVENT] = event
+                omet[o + i, O_NUMBER] = kt[key, NUMBER]
+                okf[o + i] = floats[lo + pos, kc]
+                if prm[P_ALL_ROWS] and mlen > 0:  # the row's own fields, after the measures
+                    for c in range(ints.shape[1]):
+                        omi[o + i, width + c] = ints[lo + pos + i, c]
+                        omf[o + i, width + c] = floats[lo + pos + i, c]
+                        omv[o + i, width + c] = valid[lo + pos + i, c]
+            meta[M_OUT] = o + outputs
             meta[M_ROWS] = r + mlen
         kt[key, NUMBER] += 1
         pos = next_position(code, prm, skip_mask, lab, pos, mlen)
@@ -439,7 +455,7 @@ def step(  # type: ignore[no-untyped-def]
                     if need == DONE_KEY:
                         break
                     if need == NEED_OUTPUTS:
-                        o = 2 * omet.shape[0]
+                        o = 2 * max(omet.shape[0], meta[M_WANT])
                         omet, okf = grow2(omet, o), grow1(okf, o)
                         omi, omf, omv = grow2(omi, o), grow2(omf, o), grow2(omv, o)
                     elif need == NEED_ROWS:
