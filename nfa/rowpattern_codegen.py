@@ -4,7 +4,10 @@
 functions for the Numba row-pattern kernel: `condition` (what `nfa.rowpattern_key._condition`
 answers) and `measures` (what `_measures` and `_all_rows` compute). As in `nfa.codegen`, no
 rule text reaches the source: names are generated, literals come from typed values and
-strings are pool ids (`intern`), so the source holds no string literal at all.
+a string is `strs[k]`, an entry of a table of pool ids passed at run time (`intern` gives
+a text its index k), so the source holds no string literal at all, and it does not depend
+on the pool: every partition's pool, and a pool restored or compacted, reuse one compiled
+module (pool ids baked in would compile one per pool).
 
 Rows: column c of a key's local row t is `valid[lo + t, c]` (not null) and its value
 `floats[lo + t, c]` (DOUBLE) or `ints[lo + t, c]` (BIGINT, BOOLEAN as 0/1, VARCHAR as pool
@@ -61,8 +64,8 @@ from nfa.rowpattern_rule import SqlProgram
 __all__ = ["Unsupported", "kernel_functions"]
 
 _ROWS = "labels, ints, floats, valid, lo, n, complete, number"
-_CONDITION = f"label, start, current, {_ROWS}"
-_MEASURES = f"start, mlen, current, {_ROWS}, out_i, out_f, out_v"
+_CONDITION = f"label, start, current, {_ROWS}, strs"
+_MEASURES = f"start, mlen, current, {_ROWS}, out_i, out_f, out_v, strs"
 #: CPython 3.12 made `sum()` of floats compensated (Neumaier); the kernel follows the Python
 #: that generates it, as that is the one the Python engine would run on.
 _COMPENSATED_SUM = sys.version_info >= (3, 12)
@@ -71,14 +74,15 @@ _COMPENSATED_SUM = sys.version_info >= (3, 12)
 def kernel_functions(sp: SqlProgram, intern: Callable[[str], int]) -> str:
     """Module-level source of the jitted `condition` and `measures` of `sp` (and the `_rp_`
     names they use), to append to a module that already imported `math`, `numba as nb` and
-    `numpy as np`; `intern` gives a string's pool id. Raises Unsupported when an expression
-    is outside the supported set.
+    `numpy as np`; `intern` gives a string's index in the table `strs` of pool ids that
+    both functions take last. Raises Unsupported when an expression is outside the
+    supported set.
 
-    `condition(label, start, current, labels, ints, floats, valid, lo, n, complete, number)`
-    is 1 if label's DEFINE (None: true) is True at row `current`, rows start..current mapped
+    `condition(label, start, current, labels, ints, floats, valid, lo, n, complete, number,
+    strs)` is 1 if label's DEFINE (None: true) is True at row `current`, rows start..current mapped
     to labels[0..current-start]; 0 if it is false, NULL, not a boolean or fails; 2 if it
     reads a row not received. `measures(start, mlen, current, labels, ints, floats, valid,
-    lo, n, complete, number, out_i, out_f, out_v)` evaluates the measures in order over the
+    lo, n, complete, number, out_i, out_f, out_v, strs)` evaluates the measures in order over the
     match start..start+mlen-1 (RUNNING up to `current`, which is also the row they are
     evaluated at) into out_f[m] (DOUBLE) or out_i[m] (BIGINT, BOOLEAN 0/1, VARCHAR pool id)
     and out_v[m] (not NULL; a failing measure is NULL) and returns 0, or 2 as soon as one

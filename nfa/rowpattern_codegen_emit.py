@@ -37,7 +37,7 @@ from nfa.rowpattern_expr import Agg, Call, Classifier, Col, Const, MatchNumber, 
 #: The decorator of every generated function.
 JIT = "@nb.njit(cache=True)"
 #: What every expression body sees: the frame (`current` ends RUNNING, `last` FINAL).
-FRAME = "start, current, last, labels, ints, floats, valid, lo, n, complete, number"
+FRAME = "start, current, last, labels, ints, floats, valid, lo, n, complete, number, strs"
 #: The value a NULL of each kind holds (its variable must have the kind's type).
 _DEFAULT = {BOOL: "False", INT: "0", FLOAT: "0.0", STR: "0", NULL: "0"}
 #: `_rp_cmp_if(i, f)` is -1, 0, 1 (i below, equal to, above f) or 2 (f is NaN).
@@ -224,14 +224,14 @@ class Body:
             if kind == NULL:
                 return Value(NULL, "0", "False")
             if kind == STR:
-                return Value(STR, f"({int(self.m.intern(str(e.value)))!r})", "True")
+                return Value(STR, f"strs[{int(self.m.intern(str(e.value)))!r}]", "True")
             return Value(kind, _literal(e.value), "True")
         if isinstance(e, Col):
             return self.column(e, kind, scope)
         if isinstance(e, Classifier):
             _, v, k = self.var(STR)
             with self.block(f"if start <= {scope.focus} <= last:"):
-                self.emit(f"{v} = _rp_names[labels[{scope.focus} - start]]")
+                self.emit(f"{v} = strs[_rp_names[labels[{scope.focus} - start]]]")
                 self.emit(f"{k} = True")
             return Value(STR, v, k)
         if isinstance(e, MatchNumber):

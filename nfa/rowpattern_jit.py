@@ -102,6 +102,7 @@ class _Rule:
     prm: I64
     skip_mask: npt.NDArray[np.bool_]
     colmap: I64
+    strs: I64  # pool ids of the rule's strings (constants, variable names)
 
     @property
     def n_words(self) -> int:
@@ -109,12 +110,17 @@ class _Rule:
 
 
 def _compile(sp: SqlProgram, pool: StringPool, emit_empty: bool) -> _Rule:
-    def intern(text: str) -> int:
-        ident = pool.intern(text)
-        pool.pin(ident)  # compiled into the kernel: never released
-        return ident
+    texts: list[str] = []  # the rule's strings: the kernel reads their ids from `strs`
 
-    module = load_module(_TEMPLATE + kernel_functions(sp, intern), "sqlrule")
+    def index(text: str) -> int:
+        if text not in texts:
+            texts.append(text)
+        return texts.index(text)
+
+    module = load_module(_TEMPLATE + kernel_functions(sp, index), "sqlrule")
+    strs = np.array([pool.intern(text) for text in texts], np.int64)
+    for ident in strs.tolist():
+        pool.pin(ident)  # read by the kernel: never released
     program = sp.query.program
     code = np.array([(int(i.op), i.a, i.b) for i in program.code], np.int64).reshape(-1, 3)
     prm = np.zeros(rk.N_PARAMS, np.int64)
@@ -137,7 +143,7 @@ def _compile(sp: SqlProgram, pool: StringPool, emit_empty: bool) -> _Rule:
     colmap = np.array(
         [(c, col.slot, int(col.type.stored_as_float)) for c, col in columns], np.int64
     ).reshape(-1, 3)
-    return _Rule(sp, module, code, prm, skip_mask, colmap)
+    return _Rule(sp, module, code, prm, skip_mask, colmap, strs)
 
 
 class JitRowPatternEngine:
@@ -246,6 +252,7 @@ class JitRowPatternEngine:
             rule.prm,
             rule.skip_mask,
             rule.colmap,
+            rule.strs,
             c(batch.floats, np.float64),
             c(batch.ints, np.int64),
             c(batch.valid, np.bool_),

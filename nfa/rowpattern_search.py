@@ -105,6 +105,7 @@ def search(  # type: ignore[no-untyped-def]
     valid,
     lo,
     number,
+    strs,
 ):
     """(result, match length): the preferred match at row `start` over rows
     `start .. size-1` (`closed`: no row of the window may follow `size-1`; `ended`: no row at
@@ -137,7 +138,7 @@ def search(  # type: ignore[no-untyped-def]
                 label = code[pc, 1]
                 lab[pos - start] = label
                 verdict = condition(
-                    label, start, pos, lab, ints, floats, valid, lo, n, ended, number
+                    label, start, pos, lab, ints, floats, valid, lo, n, ended, number, strs
                 )
                 if verdict == 2:
                     return PENDING, 0
@@ -192,7 +193,7 @@ def search(  # type: ignore[no-untyped-def]
 
 @nb.njit(cache=True, inline="always")
 def absent(  # type: ignore[no-untyped-def]
-    code, prm, lab, start, end, stop, n, now, limit, ended, ints, floats, valid, lo, number
+    code, prm, lab, start, end, stop, n, now, limit, ended, ints, floats, valid, lo, number, strs
 ):
     """`nfa.rowpattern_key._absent` for the match `start .. end-1`: MATCH when no row of its
     window (`end .. stop-1`) satisfies the NOT FOLLOWED BY variable and the window closed,
@@ -203,7 +204,9 @@ def absent(  # type: ignore[no-untyped-def]
         for i in range(end, j):
             lab[i - start] = gap
         lab[j - start] = variable
-        verdict = condition(variable, start, j, lab, ints, floats, valid, lo, n, ended, number)
+        verdict = condition(
+            variable, start, j, lab, ints, floats, valid, lo, n, ended, number, strs
+        )
         if verdict == 2:
             return PENDING
         if verdict == 1:
@@ -239,6 +242,7 @@ def decide_key(  # type: ignore[no-untyped-def]
     now,
     ended,
     event,
+    strs,
 ):
     """Every match of `key` that rows still to come cannot change (`decide`): DONE, or the
     array the caller must grow (to at least `meta[M_WANT]`) before calling again, which
@@ -276,6 +280,7 @@ def decide_key(  # type: ignore[no-untyped-def]
             valid,
             lo,
             kt[key, NUMBER],
+            strs,
         )
         if found == NEED_STACK:
             kt[key, POS] = pos
@@ -292,7 +297,7 @@ def decide_key(  # type: ignore[no-untyped-def]
             if lab.shape[0] < stop - pos + 1:
                 kt[key, POS], meta[M_WANT] = pos, stop - pos + 1
                 return NEED_LABELS
-            verdict = absent(code, prm, lab, pos, end, stop, n, now, limit, ended, ints, floats, valid, lo, kt[key, NUMBER])  # fmt: skip
+            verdict = absent(code, prm, lab, pos, end, stop, n, now, limit, ended, ints, floats, valid, lo, kt[key, NUMBER], strs)  # fmt: skip
             if verdict == PENDING:
                 break
             if verdict == NONE:
@@ -322,12 +327,13 @@ def decide_key(  # type: ignore[no-untyped-def]
             omi[o],
             omf[o],
             omv[o],
+            strs,
         )
         if verdict == 2:
             break
         if prm[P_ALL_ROWS] and mlen > 1:  # RUNNING measures at each row (the last: above)
             for i in range(mlen):
-                verdict = measures(pos, mlen, pos + i, lab, ints, floats, valid, lo, n, ended, kt[key, NUMBER], omi[o + i], omf[o + i], omv[o + i])  # fmt: skip
+                verdict = measures(pos, mlen, pos + i, lab, ints, floats, valid, lo, n, ended, kt[key, NUMBER], omi[o + i], omf[o + i], omv[o + i], strs)  # fmt: skip
                 if verdict == 2:
                     break
             if verdict == 2:
@@ -376,6 +382,7 @@ def step(  # type: ignore[no-untyped-def]
     prm,
     skip_mask,
     colmap,
+    strs,
     ev_floats,
     ev_ints,
     ev_valid,
@@ -451,6 +458,7 @@ def step(  # type: ignore[no-untyped-def]
                         at,
                         ended,
                         trigger,
+                        strs,
                     )
                     if need == DONE_KEY:
                         break
@@ -473,7 +481,7 @@ def step(  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
-def condition(label, start, current, labels, ints, floats, valid, lo, n, complete, number):  # type: ignore[no-untyped-def]
+def condition(label, start, current, labels, ints, floats, valid, lo, n, complete, number, strs):  # type: ignore[no-untyped-def]
     """Stub: replaced by the rule's generated `condition` (see the module docstring)."""
     return 1
 
@@ -494,6 +502,7 @@ def measures(  # type: ignore[no-untyped-def]
     out_i,
     out_f,
     out_v,
+    strs,
 ):
     """Stub: replaced by the rule's generated `measures`."""
     return 0

@@ -56,7 +56,8 @@ STREAM = (
 )
 X, Y, B, KIND = 1, 2, 3, 4  # column indices of the stream's fields
 COLUMNS = 6
-POOL = StringPool()  # one pool for every module: ids compiled in stay valid
+POOL = StringPool()  # one pool for every module: `intern` gives pool ids as table indices
+STRS = np.arange(4096, dtype=np.int64)  # so the table `strs` maps each to itself
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -352,7 +353,7 @@ def check(sp: SqlProgram, module: ModuleType, scene: dict[str, Any]) -> None:
         except NeedMoreRows:
             expected = 2
         frame = (ints, floats, valid, lo, n, complete, number)
-        got = module.condition(label, start, current, padded, *frame)
+        got = module.condition(label, start, current, padded, *frame, STRS)
         assert got == expected, (label, labels, start, current)
     padded[: len(scene["labels"])] = scene["labels"]
     mlen = scene["mlen"]
@@ -370,7 +371,7 @@ def check(sp: SqlProgram, module: ModuleType, scene: dict[str, Any]) -> None:
         out_v = np.zeros(count + 1, np.bool_)
         status = module.measures(
             start, mlen, running, padded, ints, floats, valid, lo, n, complete, number,
-            out_i, out_f, out_v,
+            out_i, out_f, out_v, STRS,
         )  # fmt: skip
         assert status == (2 if want is None else 0), (running, match)
         if want is None:
@@ -483,7 +484,7 @@ def test_compensated_sum_of_python_3_12(ys: list[float]) -> None:
     out_i, out_f, out_v = np.zeros(2, np.int64), np.zeros(2), np.zeros(2, np.bool_)
     n = len(ys)
     labels = np.zeros(n, np.int64)
-    frame = (ints, floats, valid, 0, n, True, 1, out_i, out_f, out_v)
+    frame = (ints, floats, valid, 0, n, True, 1, out_i, out_f, out_v, STRS)
     assert compensated_module().measures(0, n, n - 1, labels, *frame) == 0
     assert same(compensated_sum(ys), float(out_f[0]))
     assert same(compensated_sum(ys) / n, float(out_f[1]))
@@ -605,7 +606,7 @@ def test_rule_strings_never_reach_the_source() -> None:
         assert text not in source
     assert "'" not in source and '"' not in source  # no string literal at all
     for name in ("marker_one", "marker_two", "marker_three", "A", "B"):
-        assert str(POOL.intern(name)) in source
+        assert str(POOL.intern(name)) in source  # as indices into the run-time table
 
 
 def test_helpers_are_generated_names() -> None:

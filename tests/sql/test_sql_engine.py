@@ -8,6 +8,7 @@ across snapshots, across a change of rules (`keep`), and when it restores a snap
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +18,7 @@ from cep.compiler import CompiledRules
 from cep.loader import load_text
 from nfa.batch import EventBatch, StringPool, batch_from_records
 from nfa.results import EngineOutput
-from nfa.rowpattern_jit import kernel_supported
+from nfa.rowpattern_jit import JitRowPatternEngine, kernel_supported
 from nfa.rowpattern_rule import SqlProgram
 from nfa.rowpattern_stream import RowPatternEngine
 from nfa.sql_engine import SqlEngine
@@ -97,7 +98,7 @@ def _run(engine: Any, batch: EventBatch, cuts: list[int]) -> list[EngineOutput]:
     return outs
 
 
-def _python(programs: list[SqlProgram], batch: EventBatch, pool: StringPool) -> list[Any]:
+def _python(programs: Sequence[SqlProgram], batch: EventBatch, pool: StringPool) -> list[Any]:
     return [(o.matches, o.late) for o in _run(RowPatternEngine(programs, pool), batch, CUTS)]
 
 
@@ -187,3 +188,17 @@ def test_a_change_of_rules_keeps_the_rules_that_continue() -> None:
     ]
     assert got == expected
     assert any(got)
+
+
+def test_one_compiled_module_whatever_the_pool() -> None:
+    """A rule's strings are read from a table of pool ids at run time: pools that number
+    them differently (partitions, restored or compacted pools) share one compiled module."""
+    rules = _rules(["climb", "either"])
+    other = StringPool()
+    for text in ("zzz", "B", "a", "A", "C"):
+        other.intern(text)
+    first = JitRowPatternEngine(rules.sql_programs, StringPool())
+    second = JitRowPatternEngine(rules.sql_programs, other)
+    for mine, theirs in zip(first.rules, second.rules, strict=True):
+        assert mine.module is theirs.module
+        assert mine.strs.tolist() != theirs.strs.tolist()
