@@ -1,22 +1,31 @@
-"""Restoring a `RowPatternEngine` snapshot into a `SqlEngine` (checkpoints taken before SQL
-rules ran on kernels): the rules the kernels run get their retained rows and waiting
-events as arrays, the others keep their Python state. Nothing is lost or replayed: the
+"""Moving SQL rules' state between the kernels and the Python row-pattern engine.
+
+`from_python_snapshot` restores a `RowPatternEngine` snapshot into a `SqlEngine`
+(checkpoints taken before SQL rules ran on kernels): the rules the kernels run get their
+retained rows and waiting events as arrays, the others keep their Python state.
+`python_snapshot` goes the other way, joining a `SqlEngine` snapshot's parts into the
+Python format: `SqlEngine.restore` takes that path when a rule changes sides (another
+engine choice, or `jit` switched) or a side is new, so that no rule loses its rows and no
+side starts without the watermarks and waiting events. Nothing is lost or replayed: the
 continuation is the one the Python engine would have produced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from nfa import rowpattern_kernel as rk
 from nfa.batch import EventBatch, StringPool
 from nfa.expr import Type
+from nfa.migrate import renumbering
+from nfa.program import Schema
 from nfa.reference import EngineConfig
 from nfa.rowpattern_expr import Value
-from nfa.rowpattern_jit import JitRowPatternEngine
+from nfa.rowpattern_jit import JitRowPatternEngine, decode_value, read_arrays
 from nfa.rowpattern_key import KeyRows
 from nfa.rowpattern_rule import SqlProgram
 from nfa.rowpattern_stream import RowPatternEngine
@@ -127,3 +136,81 @@ def _waiting_events(engine: JitRowPatternEngine, old: RowPatternEngine) -> Event
             target = batch.floats if col.type.stored_as_float else batch.ints
             target[col.slot, i] = _encode(value, col.type, engine.pool)
     return batch
+
+
+def python_snapshot(
+    programs: Sequence[SqlProgram],
+    pool: StringPool,
+    keep: CarryOver,
+    old_on_kernel: Sequence[bool],
+    fast_data: bytes,
+    slow_data: bytes,
+) -> bytes:
+    """A `SqlEngine` snapshot's parts joined into one `RowPatternEngine` snapshot over the
+    old rule numbering: the Python part's states as they are, the kernel part's retained
+    rows decoded (for the rules that continue: `programs[new]` is the old rule's program,
+    which gives their types), waiting events and watermarks from either part."""
+    continues = renumbering(keep)
+    fast_rules = [g for g, kind in enumerate(old_on_kernel) if kind]
+    slow_rules = [g for g, kind in enumerate(old_on_kernel) if not kind]
+    doc: dict[str, Any] = {"states": [], "buffer": [], "arrivals": 0}
+    if slow_data:
+        slow = orjson.loads(slow_data)
+        doc.update({k: v for k, v in slow.items() if k != "states"})
+        doc["states"] = [[slow_rules[r], k, s] for r, k, s in slow["states"]]
+    if fast_data:
+        meta, arrays = read_arrays(fast_data)
+        for local, g in enumerate(fast_rules):
+            if g in continues:
+                doc["states"] += _python_states(programs[continues[g]], g, arrays, local, pool)
+        doc.update({k: meta[k] for k in ("watermark", "stream_max", "stream_watermark")})
+        doc.setdefault("counters", meta["counters"])
+        # the kernel part buffers every stream's events (the Python part only its rules')
+        doc["buffer"] = _python_events(programs[0].schema, arrays, pool)
+        doc["arrivals"] = max(int(doc["arrivals"]), len(doc["buffer"]))
+    return orjson.dumps(doc)
+
+
+def _python_states(
+    sp: SqlProgram, rule: int, arrays: dict[str, Any], local: int, pool: StringPool
+) -> list[list[Any]]:
+    kt, ints, floats, valid, seqs, tss = (arrays[f"rule{local}.{i}"] for i in range(6))
+    fields = sp.schema.streams[sp.stream].fields
+    out: list[list[Any]] = []
+    for key in range(len(kt)):
+        lo, n = int(kt[key, rk.LO]), int(kt[key, rk.N])
+        base, pos, number = (int(kt[key, c]) for c in (rk.BASE, rk.POS, rk.NUMBER))
+        if n == 0 and base == 0 and number == 1:
+            continue
+        rows = [
+            [
+                decode_value(type_, int(ints[slot, c]), float(floats[slot, c]), pool)
+                if valid[slot, c]
+                else None
+                for c, (_, type_) in enumerate(fields)
+            ]
+            for slot in range(lo, lo + n)
+        ]
+        times, sequence = tss[lo : lo + n].tolist(), seqs[lo : lo + n].tolist()
+        out.append([rule, key, [base, pos, number, rows, sequence, times]])
+    return out
+
+
+def _python_events(schema: Schema, arrays: dict[str, Any], pool: StringPool) -> list[list[Any]]:
+    """The kernel part's waiting events as the Python engine buffers them (arrival order)."""
+    stream, key, ts, seq = (arrays[f"buffer.{n}"] for n in ("stream", "key", "ts", "seq"))
+    floats, ints, valid = (arrays[f"buffer.{n}"] for n in ("floats", "ints", "valid"))
+    out: list[list[Any]] = []
+    for i in range(len(ts)):
+        s = int(stream[i])
+        row = [
+            None
+            if not valid[c, i]
+            else decode_value(col.type, 0, float(floats[col.slot, i]), pool)
+            if col.type.stored_as_float
+            else decode_value(col.type, int(ints[col.slot, i]), 0.0, pool)
+            for c, col in enumerate(schema.columns)
+            if col.stream == s
+        ]
+        out.append([int(ts[i]), i + 1, s, int(key[i]), int(seq[i]), row])
+    return out

@@ -170,6 +170,7 @@ class JitRowPatternEngine:
         self._streams = np.zeros(len(self.schema.streams), np.bool_)  # read by some rule
         self._streams[[sp.stream for sp in self.programs]] = True
         self._no_streams = np.zeros(0, np.bool_)
+        self.last_events: list[int] = []  # processing time: the event deciding each match
         for r in range(len(self.rules)):  # compile (or load) every kernel now
             self._step(r, EventBatch.empty(self.schema), NO_TIME, False, False)
 
@@ -291,6 +292,7 @@ class JitRowPatternEngine:
             self.counters.matches += count
         if by_event:
             found.sort(key=lambda item: (item[0], item[1]))
+            self.last_events = [event for event, _, _ in found]
         out.matches.extend(match for _, _, match in found)
 
     def _row(
@@ -304,7 +306,7 @@ class JitRowPatternEngine:
         at = len(rule.program.query.measures)
         fields = rule.program.schema.streams[rule.program.stream].fields
         return tuple(
-            _decode(type_, int(ints[at + c]), float(floats[at + c]), self.pool)
+            decode_value(type_, int(ints[at + c]), float(floats[at + c]), self.pool)
             if valid[at + c]
             else None
             for c, (_, type_) in enumerate(fields)
@@ -314,7 +316,7 @@ class JitRowPatternEngine:
         if not valid:
             return None
         fields = rule.program.schema.streams[rule.program.stream].fields
-        return _decode(fields[rule.program.key_column][1], key_int, key_float, self.pool)
+        return decode_value(fields[rule.program.key_column][1], key_int, key_float, self.pool)
 
     def _measures(
         self,
@@ -374,17 +376,12 @@ class JitRowPatternEngine:
         """From `snapshot()` bytes; with `keep` (see `nfa.migrate`), rule states are
         renumbered by it and the states of rules no new rule continues are dropped."""
         engine = cls(programs, pool, config)
-        magic, version, length = _HEADER.unpack_from(data)
-        if magic != MAGIC or version != FORMAT_VERSION:
-            raise ValueError("not a snapshot of the jitted SQL engine (or another version)")
-        meta = json.loads(data[_HEADER.size : _HEADER.size + length])
+        meta, arrays = read_arrays(data)
         identities = [rule_identity(p) for p in engine.programs]
         if keep is None:
             if meta["identities"] != identities:
                 raise ValueError("snapshot was taken with different rules")
             keep = list(range(len(programs)))
-        with np.load(io.BytesIO(data[_HEADER.size + length :]), allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
         engine.buffer = EventBatch(*(arrays[f"buffer.{name}"] for name in _BUFFER_FIELDS))
         for old, new in renumbering(keep).items():
             fresh = engine.states[new]
@@ -404,7 +401,18 @@ class JitRowPatternEngine:
         return engine
 
 
-def _decode(type_: Type, as_int: int, as_float: float, pool: StringPool) -> Value:
+def read_arrays(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
+    """(JSON scalars, arrays) of `JitRowPatternEngine.snapshot()` bytes."""
+    magic, version, length = _HEADER.unpack_from(data)
+    if magic != MAGIC or version != FORMAT_VERSION:
+        raise ValueError("not a snapshot of the jitted SQL engine (or another version)")
+    meta = json.loads(data[_HEADER.size : _HEADER.size + length])
+    with np.load(io.BytesIO(data[_HEADER.size + length :]), allow_pickle=False) as archive:
+        return meta, {name: archive[name] for name in archive.files}
+
+
+def decode_value(type_: Type, as_int: int, as_float: float, pool: StringPool) -> Value:
+    """A non-null value of a field of type `type_` as stored in the arrays."""
     if type_ is Type.STRING:
         return pool.value(as_int)
     if type_.stored_as_float:

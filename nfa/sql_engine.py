@@ -70,10 +70,31 @@ class SqlEngine:
         return fast + slow
 
     def process(self, batch: EventBatch) -> EngineOutput:
+        if self.config.processing_time and self.fast and self.slow:
+            return self._by_event(batch, self.fast, self.slow)
         return self._merge(
             self.fast.process(batch) if self.fast else None,
             self.slow.process(batch) if self.slow else None,
         )
+
+    def _by_event(
+        self, batch: EventBatch, fast: JitRowPatternEngine, slow: RowPatternEngine
+    ) -> EngineOutput:
+        """Processing time: matches in the order of the events that decided them (then
+        rule), as one Python engine deciding on each arrival emits them; the Python side
+        is fed an event at a time to know which event decided what."""
+        out = fast.process(batch)
+        tagged = [
+            (event, self.fast_rules[m.rule], m)
+            for event, m in zip(fast.last_events, out.matches, strict=True)
+        ]
+        for i in range(len(batch)):
+            tagged += [
+                (i, self.slow_rules[m.rule], m) for m in slow.process(batch.slice(i, i + 1)).matches
+            ]
+        tagged.sort(key=lambda t: (t[0], t[1]))
+        out.matches = [replace(m, rule=rule) for _, rule, m in tagged]
+        return out
 
     def advance_watermark(self, stream: int, watermark: int) -> EngineOutput:
         return self._merge(
@@ -132,18 +153,30 @@ class SqlEngine:
             if len(old_on_kernel) != len(programs):
                 raise ValueError("snapshot was taken with different rules")
             keep = list(range(len(programs)))
+        sides = ((engine.fast_rules, fast_data, True), (engine.slow_rules, slow_data, False))
+        moved = any(
+            keep[rule] is not None and old_on_kernel[keep[rule]] != kind  # type: ignore[index]
+            for rules, _, kind in sides
+            for rule in rules
+        )
+        if moved or any(rules and not part for rules, part, _ in sides):
+            # A rule changes sides, or a side is new: through the Python engine's format,
+            # which either side restores (rows, positions, waiting events, watermarks).
+            from nfa.rowpattern_convert import from_python_snapshot, python_snapshot
+
+            joined = python_snapshot(programs, pool, keep, old_on_kernel, fast_data, slow_data)
+            return from_python_snapshot(programs, pool, joined, config, keep, jit)
         old_local = _local_indices(old_on_kernel)
         for side, rules, data_part, kind in (
             ("fast", engine.fast_rules, fast_data, True),
             ("slow", engine.slow_rules, slow_data, False),
         ):
-            if not rules or not data_part:
+            if not rules:
                 continue
             part_keep: list[int | None] = []
             for rule in rules:
                 old = keep[rule]
-                same_side = old is not None and old_on_kernel[old] == kind
-                part_keep.append(old_local[old] if same_side and old is not None else None)
+                part_keep.append(None if old is None else old_local[old])
             kinds = JitRowPatternEngine if kind else RowPatternEngine
             part_programs = [engine.programs[i] for i in rules]
             restored = kinds.restore(part_programs, pool, data_part, engine.config, part_keep)

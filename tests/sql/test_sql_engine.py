@@ -17,6 +17,7 @@ import pytest
 from cep.compiler import CompiledRules
 from cep.loader import load_text
 from nfa.batch import EventBatch, StringPool, batch_from_records
+from nfa.reference import EngineConfig
 from nfa.results import EngineOutput
 from nfa.rowpattern_jit import JitRowPatternEngine, kernel_supported
 from nfa.rowpattern_rule import SqlProgram
@@ -202,3 +203,73 @@ def test_one_compiled_module_whatever_the_pool() -> None:
     for mine, theirs in zip(first.rules, second.rules, strict=True):
         assert mine.module is theirs.module
         assert mine.strs.tolist() != theirs.strs.tolist()
+
+
+@pytest.mark.parametrize(("before", "after"), [(False, True), (True, False)])
+@pytest.mark.parametrize("at", [1, 3])
+def test_rules_moving_between_python_and_kernels_keep_their_state(
+    before: bool, after: bool, at: int
+) -> None:
+    """A restore that moves rules to the other side (the engine choice changed, `jit`
+    switched) carries their rows, positions, waiting events and watermarks over."""
+    rules = _rules(ALL)
+    pool, keys = StringPool(), StringPool()
+    batch = _events(13, 400, pool, keys, rules)
+    expected = _python(rules.sql_programs, batch, pool)
+    engine = SqlEngine(rules.sql_programs, pool, jit=before)
+    got = []
+    for i, (lo, hi) in enumerate(zip([0, *CUTS], [*CUTS, len(batch)], strict=True)):
+        if i == at:
+            data = engine.snapshot()
+            engine = SqlEngine.restore(rules.sql_programs, pool, data, jit=after)
+            assert (engine.fast is not None) == after
+        out = engine.process(batch.slice(lo, hi))
+        got.append((out.matches, out.late))
+    out = engine.finish()
+    got.append((out.matches, out.late))
+    assert got == expected
+    assert any(late for _, late in got)
+
+
+def test_a_new_side_starts_with_the_watermarks_and_waiting_events() -> None:
+    """Rules all in Python, then a rule the kernels run is added: its side is new, yet
+    late events stay late and waiting events are not lost."""
+    before, after = _rules(["like"]), _rules(["like", "climb"])
+    pool, keys = StringPool(), StringPool()
+    batch = _events(17, 400, pool, keys, before)
+    head, tail = batch.slice(0, 200), batch.slice(200, len(batch))
+    engine = SqlEngine(before.sql_programs, pool)
+    engine.process(head)
+    assert engine.fast is None and engine.slow is not None and engine.slow.buffer
+    moved = SqlEngine.restore(after.sql_programs, pool, engine.snapshot(), keep=[0, None])
+    assert moved.fast is not None and moved.fast.watermark == engine.slow.watermark
+    assert len(moved.fast.buffer) == sum(len(w) for w in engine.slow.buffer.values())
+    fresh = RowPatternEngine(after.sql_programs, pool)
+    fresh.states = {(r, k): s for (r, k), s in engine.slow.states.items()}
+    fresh.buffer = {k: list(w) for k, w in engine.slow.buffer.items()}
+    fresh.stream_max, fresh.stream_watermark = engine.slow.stream_max, engine.slow.stream_watermark
+    fresh.watermark, fresh.arrivals = engine.slow.watermark, engine.slow.arrivals
+    expected = [(o.matches, o.late) for o in (fresh.process(tail), fresh.finish())]
+    got = [(o.matches, o.late) for o in (moved.process(tail), moved.finish())]
+    assert got == expected
+
+
+def test_processing_time_matches_come_in_event_order() -> None:
+    """Processing time: each arrival is decided at once; the matches of both sides come in
+    the order of the events that decided them, then rule, as from one Python engine."""
+    rules = _rules(ALL)
+    config = EngineConfig(processing_time=True)
+    pool, keys = StringPool(), StringPool()
+    batch = _events(21, 400, pool, keys, rules)
+    batch.ts.sort()  # clock-stamped arrivals
+    engine = SqlEngine(rules.sql_programs, pool, config)
+    assert engine.fast is not None and engine.slow is not None
+    python = RowPatternEngine(rules.sql_programs, pool, config)
+    seen = set()
+    for lo, hi in zip([0, *CUTS], [*CUTS, len(batch)], strict=True):
+        part = batch.slice(lo, hi)
+        got = engine.process(part).matches
+        assert got == python.process(part).matches
+        seen |= {m.rule for m in got}
+    assert engine.finish().matches == python.finish().matches
+    assert seen & set(engine.fast_rules) and seen & set(engine.slow_rules)
