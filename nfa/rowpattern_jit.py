@@ -244,6 +244,8 @@ class JitRowPatternEngine:
         self._collect(out, by_event=False)
 
     def _step(self, r: int, batch: EventBatch, now: int, ended: bool, per_event: bool) -> None:
+        if len(batch) and int(batch.key.min()) < 0:
+            raise ValueError("key ids must be StringPool ids (>= 0)")
         rule = self.rules[r]
         streams = self._streams if per_event else self._no_streams
         c = np.ascontiguousarray
@@ -290,6 +292,9 @@ class JitRowPatternEngine:
                 found.append((event, r, Match(r, key, events, time, False, fields)))
             meta[rk.M_OUT] = meta[rk.M_ROWS] = 0
             self.counters.matches += count
+            if len(state[7]) > 4096 or len(state[9]) > 16384:  # a burst: give the room back
+                width = state[10].shape[1]
+                self.states[r] = (*state[:7], *rk.new_outputs(width), *state[13:])
         if by_event:
             found.sort(key=lambda item: (item[0], item[1]))
             self.last_events = [event for event, _, _ in found]
@@ -346,7 +351,10 @@ class JitRowPatternEngine:
         for name in _BUFFER_FIELDS:
             arrays[f"buffer.{name}"] = getattr(self.buffer, name)
         for r in range(len(self.rules)):
-            state = rk.compact(self.states[r])
+            state = rk.compact(self.states[r])  # also shrinks an arena a burst grew
+            if len(state[13]) > 4096 or len(state[15]) > 65536:  # the search's scratch too
+                fresh = self._new_state(self.rules[r])
+                state = (*state[:13], *fresh[13:])
             self.states[r] = state
             top = int(state[6][rk.M_TOP])
             stored = (state[0], *(a[:top] for a in state[1:6]), state[6])

@@ -8,9 +8,9 @@
   each key owns the segment `SEG .. SEG_END` of it, its `N` retained rows at `LO ..`. Trimming
   rows no match can reach moves `LO` forward; a key whose rows reach `SEG_END` shifts them
   back to `SEG` when that frees half the segment, else moves to the arena's top with twice
-  the room; a full arena is compacted (keys without rows lose their segment) and grown to
-  at least twice what it holds and two slots per key id, so compactions, which scan the
-  key table, stay rare.
+  the room; a full arena is compacted (keys without rows lose their segment) into one of
+  twice what it holds, and at least half a slot per key id so that compactions, which scan
+  the key table, stay rare. A snapshot compacts too, which gives a burst's room back.
 - Key table `kt[key]` (dense by key id): LO, N, SEG_END, BASE (partition index of the first
   retained row), POS (the next candidate start row), NUMBER (the next MATCH_NUMBER()),
   TOUCHED (the stamp of the last batch that appended to the key), SEG.
@@ -65,15 +65,23 @@ def new_state(n_columns: int, n_words: int, n_measures: int) -> tuple[np.ndarray
         np.zeros(arena, np.int64),
         np.zeros(arena, np.int64),
         np.zeros(META, np.int64),
+        *new_outputs(n_measures),
+        np.zeros(64, np.int64),
+        np.zeros((64, 2 + n_words), np.int64),
+        np.zeros(256, np.int64),
+    )
+
+
+def new_outputs(n_measures: int) -> tuple[np.ndarray, ...]:
+    """Empty output arrays (omet, okf, orow, omi, omf, omv): at first, and to give the room
+    of a burst of outputs back once they are drained."""
+    return (
         np.zeros((64, OM), np.int64),
         np.zeros(64, np.float64),
         np.zeros((256, 3), np.int64),
         np.zeros((64, max(n_measures, 1)), np.int64),
         np.zeros((64, max(n_measures, 1)), np.float64),
         np.zeros((64, max(n_measures, 1)), np.bool_),
-        np.zeros(64, np.int64),
-        np.zeros((64, 2 + n_words), np.int64),
-        np.zeros(256, np.int64),
     )
 
 
@@ -145,7 +153,9 @@ def compact_arena(state, extra):  # type: ignore[no-untyped-def]
     for k in range(kt.shape[0]):
         if kt[k, N] > 0:
             need += kt[k, N] + (kt[k, N] >> 1) + 4
-    size = max(2 * need, ints.shape[0], 2 * kt.shape[0])
+    # room for new keys' segments between compactions (each scans the key table), and it
+    # may shrink: after a burst, at a snapshot
+    size = max(2 * need, kt.shape[0] // 2, 1024)
     c = ints.shape[1]
     ints2 = np.zeros((size, c), np.int64)
     floats2 = np.zeros((size, c), np.float64)
