@@ -121,7 +121,7 @@ def _note(choice: EngineChoice, program: SqlProgram) -> Diagnostic:
     from nfa.rowpattern_jit import kernel_refusal  # numba: only for rules that need it
 
     refusal = kernel_refusal(program)
-    where = "its Numba kernels" if refusal is None else f"in Python, for its {refusal}"
+    where = "its Numba kernels" if refusal is None else f"in Python: no kernel for {refusal}"
     message = f"SQL rule `{choice.rule}` runs on the row-pattern engine ({where}): "
     return note("I241", choice.span, message + choice.reason)
 
