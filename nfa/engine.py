@@ -21,7 +21,13 @@ from nfa.batch import EventBatch, StringPool
 from nfa.engine_outputs import OutputBuilder
 from nfa.engine_rules import RuleSet
 from nfa.engine_snapshot import read_snapshot, write_snapshot
-from nfa.event_time import buffer_on_time, own_buffer, split_late, take_released
+from nfa.event_time import (
+    buffer_on_time,
+    kernel_columns,
+    own_buffer,
+    split_late,
+    take_released,
+)
 from nfa.kernel_bounds import drop_oldest_runs, evict_keys
 from nfa.kernel_keys import KEY_MAX, live_keys
 from nfa.kernel_skip import advance_all, due_rows, flush_all
@@ -196,17 +202,7 @@ class Engine:
             raise ValueError(f"key ids must be StringPool ids, 0..{KEY_MAX}")
         order = np.arange(self.order + 1, self.order + 1 + n, dtype=np.int64)
         self.order += n
-        c = np.ascontiguousarray
-        return (
-            c(batch.floats, np.float64),
-            c(batch.ints, np.int64),
-            c(batch.valid, np.bool_),
-            c(batch.ts, np.int64),
-            c(batch.stream, np.int8),
-            c(batch.key, np.int64),
-            c(batch.seq, np.int64),
-            order,
-        )
+        return (*kernel_columns(batch), order)
 
     def _run_events(self, batch: EventBatch) -> None:
         events = self._events(batch)

@@ -9,15 +9,59 @@ watermark is late; others wait, in arrival order, until the engine watermark rea
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
 from nfa.batch import EventBatch
 from nfa.program import Schema
-from nfa.reference import NO_TIME
+from nfa.reference import END_OF_TIME, NO_TIME
 from nfa.results import EngineCounters, EngineOutput, LateEvent
 
 I64 = npt.NDArray[np.int64]
+
+
+class WatermarkApi:
+    """`advance_watermark` and `finish` of the engines that release waiting events with
+    `_release(watermark, out, ended)` (the row-pattern engines, in Python and on kernels)."""
+
+    schema: Schema
+    stream_watermark: dict[int, int]
+
+    def _release(self, watermark: int, out: EngineOutput, ended: bool = False) -> None:
+        raise NotImplementedError
+
+    def advance_watermark(self, stream: int, watermark: int) -> EngineOutput:
+        """Move one stream's watermark forward (idleness); never backwards."""
+        out = EngineOutput()
+        if watermark > self.stream_watermark.get(stream, NO_TIME):
+            self.stream_watermark[stream] = watermark
+        self._release(min(self.stream_watermark.values(), default=NO_TIME), out)
+        return out
+
+    def finish(self) -> EngineOutput:
+        """End of bounded input: release everything; the end decides every match."""
+        out = EngineOutput()
+        for stream in range(len(self.schema.streams)):
+            self.stream_watermark[stream] = END_OF_TIME
+        self._release(END_OF_TIME, out, ended=True)
+        return out
+
+
+def kernel_columns(batch: EventBatch) -> tuple[npt.NDArray[Any], ...]:
+    """The batch's arrays as the kernels take them (contiguous, fixed dtypes): floats, ints,
+    valid, ts, stream, key, seq."""
+    c = np.ascontiguousarray
+    return (
+        c(batch.floats, np.float64),
+        c(batch.ints, np.int64),
+        c(batch.valid, np.bool_),
+        c(batch.ts, np.int64),
+        c(batch.stream, np.int8),
+        c(batch.key, np.int64),
+        c(batch.seq, np.int64),
+    )
 
 
 def split_late(

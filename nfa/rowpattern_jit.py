@@ -39,11 +39,18 @@ from nfa import rowpattern_kernel as rk
 from nfa import rowpattern_search
 from nfa.batch import EventBatch, StringPool
 from nfa.codegen import load_module
-from nfa.event_time import buffer_on_time, own_buffer, split_late, take_released
+from nfa.event_time import (
+    WatermarkApi,
+    buffer_on_time,
+    kernel_columns,
+    own_buffer,
+    split_late,
+    take_released,
+)
 from nfa.expr import Type
 from nfa.kernel_cache import drop_when_changed
 from nfa.migrate import renumbering, rule_identity
-from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
+from nfa.reference import NO_TIME, EngineConfig
 from nfa.results import EngineCounters, EngineOutput, Match, MatchedEvent
 from nfa.rowpattern import Op
 from nfa.rowpattern_codegen import Unsupported, kernel_functions
@@ -146,7 +153,7 @@ def _compile(sp: SqlProgram, pool: StringPool, emit_empty: bool) -> _Rule:
     return _Rule(sp, module, code, prm, skip_mask, colmap, strs)
 
 
-class JitRowPatternEngine:
+class JitRowPatternEngine(WatermarkApi):
     """Keyed partitions, event time and SQL rules' row pattern matching, in kernels."""
 
     def __init__(
@@ -200,22 +207,6 @@ class JitRowPatternEngine:
         self.buffer = own_buffer(self.buffer, batch)
         return out
 
-    def advance_watermark(self, stream: int, watermark: int) -> EngineOutput:
-        """Move one stream's watermark forward (idleness); never backwards."""
-        out = EngineOutput()
-        if watermark > self.stream_watermark.get(stream, NO_TIME):
-            self.stream_watermark[stream] = watermark
-        self._release(min(self.stream_watermark.values(), default=NO_TIME), out)
-        return out
-
-    def finish(self) -> EngineOutput:
-        """End of bounded input: release everything; the end decides every match."""
-        out = EngineOutput()
-        for stream in range(len(self.schema.streams)):
-            self.stream_watermark[stream] = END_OF_TIME
-        self._release(END_OF_TIME, out, ended=True)
-        return out
-
     def live_rows(self) -> int:
         """Rows retained for matches still to be decided (all rules and keys)."""
         return int(sum(int(state[0][:, rk.N].sum()) for state in self.states))
@@ -248,7 +239,6 @@ class JitRowPatternEngine:
             raise ValueError("key ids must be StringPool ids (>= 0)")
         rule = self.rules[r]
         streams = self._streams if per_event else self._no_streams
-        c = np.ascontiguousarray
         self.states[r] = rule.module.step(
             self.states[r],
             rule.code,
@@ -256,13 +246,7 @@ class JitRowPatternEngine:
             rule.skip_mask,
             rule.colmap,
             rule.strs,
-            c(batch.floats, np.float64),
-            c(batch.ints, np.int64),
-            c(batch.valid, np.bool_),
-            c(batch.ts, np.int64),
-            c(batch.stream, np.int8),
-            c(batch.key, np.int64),
-            c(batch.seq, np.int64),
+            *kernel_columns(batch),
             now,
             ended,
             streams,

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from nfa.batch import EventBatch, StringPool
+from nfa.event_time import WatermarkApi
 from nfa.expr import Type
 from nfa.migrate import renumbering
-from nfa.reference import END_OF_TIME, NO_TIME, EngineConfig
+from nfa.reference import NO_TIME, EngineConfig
 from nfa.results import EngineCounters, EngineOutput, LateEvent, Match, MatchedEvent
 from nfa.rowpattern_expr import Value
 from nfa.rowpattern_key import Decided, KeyRows, Row, decide
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 _Event = tuple[int, int, int, int, int, Row]
 
 
-class RowPatternEngine:
+class RowPatternEngine(WatermarkApi):
     """Keyed partitions, event time and the SQL rules' row pattern matching."""
 
     def __init__(
@@ -91,22 +92,6 @@ class RowPatternEngine:
                 self.stream_watermark[stream] = max(own, self.stream_max[stream] - ooo)
         if not self.config.processing_time:
             self._release(min(self.stream_watermark.values(), default=NO_TIME), out)
-        return out
-
-    def advance_watermark(self, stream: int, watermark: int) -> EngineOutput:
-        """Move one stream's watermark forward (idleness); never backwards."""
-        out = EngineOutput()
-        if watermark > self.stream_watermark.get(stream, NO_TIME):
-            self.stream_watermark[stream] = watermark
-        self._release(min(self.stream_watermark.values(), default=NO_TIME), out)
-        return out
-
-    def finish(self) -> EngineOutput:
-        """End of bounded input: release everything; the end decides every match."""
-        out = EngineOutput()
-        for stream in range(len(self.schema.streams)):
-            self.stream_watermark[stream] = END_OF_TIME
-        self._release(END_OF_TIME, out, ended=True)
         return out
 
     def snapshot(self) -> bytes:
