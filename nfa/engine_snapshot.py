@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 MAGIC = b"CEPNFA"
 FORMAT_VERSION = 3  # 2: per-rule slot layouts, K_DUE; 3: key tables (nfa.kernel_keys)
 _HEADER = struct.Struct("<6sHI")
-_BUFFER_FIELDS = ("stream", "key", "ts", "seq", "floats", "ints", "valid")
+BUFFER_FIELDS = ("stream", "key", "ts", "seq", "floats", "ints", "valid")
 
 
 class SnapshotError(ValueError):
@@ -37,7 +37,7 @@ class SnapshotError(ValueError):
 
 def write_snapshot(engine: Engine) -> bytes:
     arrays: dict[str, np.ndarray[Any, Any]] = {}
-    for name in _BUFFER_FIELDS:
+    for name in BUFFER_FIELDS:
         arrays[f"buffer.{name}"] = getattr(engine.buffer, name)
     arrays["last_active"] = engine.last_active
     for r, state in enumerate(engine.states):
@@ -93,7 +93,7 @@ def read_snapshot(engine: Engine, data: bytes, keep: CarryOver | None = None) ->
             raise SnapshotError("the snapshot's state arrays do not have this engine's layout")
     if "last_active" in arrays:
         engine.last_active = arrays["last_active"]
-    engine.buffer = EventBatch(*(arrays[f"buffer.{name}"] for name in _BUFFER_FIELDS))
+    engine.buffer = EventBatch(*(arrays[f"buffer.{name}"] for name in BUFFER_FIELDS))
     counts = meta["state_arrays"]
     engine.states = [
         engine.states[new]

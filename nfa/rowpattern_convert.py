@@ -25,7 +25,8 @@ from nfa.migrate import renumbering
 from nfa.program import Schema
 from nfa.reference import EngineConfig
 from nfa.rowpattern_expr import Value
-from nfa.rowpattern_jit import JitRowPatternEngine, decode_value, read_arrays
+from nfa.rowpattern_jit import JitRowPatternEngine, decode_value
+from nfa.rowpattern_jit_snapshot import read_arrays
 from nfa.rowpattern_key import KeyRows
 from nfa.rowpattern_rule import SqlProgram
 from nfa.rowpattern_stream import RowPatternEngine

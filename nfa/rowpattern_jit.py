@@ -16,17 +16,14 @@ not ALL ROWS with `{- -}`), NOT FOLLOWED BY, and the expressions the generator h
 `nfa.rowpattern_codegen`).
 
 Snapshots: a header, JSON scalars (rule identities, watermarks, counters) and an `.npz`
-archive of the waiting events and each rule's key table and retained rows (no pickles).
+archive of the waiting events and each rule's key table and retained rows, no pickles
+(`nfa.rowpattern_jit_snapshot`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import inspect
-import io
-import json
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -49,12 +46,12 @@ from nfa.event_time import (
 )
 from nfa.expr import Type
 from nfa.kernel_cache import drop_when_changed
-from nfa.migrate import renumbering, rule_identity
 from nfa.reference import NO_TIME, EngineConfig
 from nfa.results import EngineCounters, EngineOutput, Match, MatchedEvent
 from nfa.rowpattern import Op
 from nfa.rowpattern_codegen import Unsupported, kernel_functions
 from nfa.rowpattern_expr import RType, Value
+from nfa.rowpattern_jit_snapshot import read_snapshot, write_snapshot
 from nfa.rowpattern_rule import SqlProgram, alert_fields
 from nfa.rowpattern_run import Skip
 
@@ -64,10 +61,6 @@ if TYPE_CHECKING:
 I64 = npt.NDArray[np.int64]
 State = tuple[np.ndarray[Any, Any], ...]
 
-MAGIC = b"CEPSQL"
-FORMAT_VERSION = 1
-_HEADER = struct.Struct("<6sHI")
-_BUFFER_FIELDS = ("stream", "key", "ts", "seq", "floats", "ints", "valid")
 _SKIP = {
     Skip.PAST_LAST_ROW: rk.SKIP_PAST_LAST,
     Skip.TO_NEXT_ROW: rk.SKIP_NEXT_ROW,
@@ -79,7 +72,8 @@ _SKIP = {
 _STATIC_DIGEST = hashlib.sha256(inspect.getsource(rk).encode()).hexdigest()[:16]
 _TEMPLATE = f"{inspect.getsource(rowpattern_search)}\n\n# static kernel {_STATIC_DIGEST}\n"
 drop_when_changed("rowpattern_kernel", (rk,))
-_STORED = 7  # state arrays a snapshot keeps: key table, rows (5 arrays), meta
+#: How a measure's value is stored in an output row, by its SQL type (others: int64).
+_MEASURE_TYPES = {RType.DOUBLE: Type.FLOAT, RType.BOOLEAN: Type.BOOL, RType.VARCHAR: Type.STRING}
 
 
 def kernel_refusal(sp: SqlProgram) -> str | None:
@@ -168,7 +162,7 @@ class JitRowPatternEngine(WatermarkApi):
         self.config = config or EngineConfig()
         self.schema = self.programs[0].schema
         self.rules = [_compile(sp, pool, emit_empty) for sp in self.programs]
-        self.states = [self._new_state(rule) for rule in self.rules]
+        self.states = [self.new_state(rule) for rule in self.rules]
         self.buffer = EventBatch.empty(self.schema)
         self.stream_max: dict[int, int] = {}
         self.stream_watermark: dict[int, int] = {}
@@ -182,7 +176,7 @@ class JitRowPatternEngine(WatermarkApi):
             self._step(r, EventBatch.empty(self.schema), NO_TIME, False, False)
 
     @staticmethod
-    def _new_state(rule: _Rule) -> State:
+    def new_state(rule: _Rule) -> State:
         """With ALL ROWS PER MATCH an output's measures are followed by its row's fields."""
         width = len(rule.program.query.measures) + (
             len(rule.colmap) if rule.program.all_rows else 0
@@ -294,12 +288,8 @@ class JitRowPatternEngine(WatermarkApi):
         """ALL ROWS PER MATCH: the output row's fields (stored after the measures)."""
         at = len(rule.program.query.measures)
         fields = rule.program.schema.streams[rule.program.stream].fields
-        return tuple(
-            decode_value(type_, int(ints[at + c]), float(floats[at + c]), self.pool)
-            if valid[at + c]
-            else None
-            for c, (_, type_) in enumerate(fields)
-        )
+        types = [type_ for _, type_ in fields]
+        return self._values(types, ints[at:], floats[at:], valid[at:])
 
     def _key_value(self, rule: _Rule, key_int: int, valid: int, key_float: float) -> Value:
         if not valid:
@@ -314,47 +304,26 @@ class JitRowPatternEngine(WatermarkApi):
         floats: npt.NDArray[np.float64],
         valid: npt.NDArray[np.bool_],
     ) -> tuple[Value, ...]:
-        values: list[Value] = []
-        for m, measure in enumerate(rule.program.query.measures):
-            if not valid[m]:
-                values.append(None)
-            elif measure.type is RType.DOUBLE:
-                values.append(float(floats[m]))
-            elif measure.type is RType.BOOLEAN:
-                values.append(bool(ints[m]))
-            elif measure.type is RType.VARCHAR:
-                values.append(self.pool.value(int(ints[m])))
-            else:
-                values.append(int(ints[m]))
-        return tuple(values)
+        types = [_MEASURE_TYPES.get(m.type, Type.INT) for m in rule.program.query.measures]
+        return self._values(types, ints, floats, valid)
+
+    def _values(
+        self,
+        types: Sequence[Type],
+        ints: npt.NDArray[np.int64],
+        floats: npt.NDArray[np.float64],
+        valid: npt.NDArray[np.bool_],
+    ) -> tuple[Value, ...]:
+        """Values of these types from one output row (None where not valid)."""
+        return tuple(
+            decode_value(type_, int(ints[c]), float(floats[c]), self.pool) if valid[c] else None
+            for c, type_ in enumerate(types)
+        )
 
     # ------------------------------------------------------------------ snapshots
     def snapshot(self) -> bytes:
-        """The state as versioned bytes (see the module docstring)."""
-        arrays: dict[str, np.ndarray[Any, Any]] = {}
-        for name in _BUFFER_FIELDS:
-            arrays[f"buffer.{name}"] = getattr(self.buffer, name)
-        for r in range(len(self.rules)):
-            state = rk.compact(self.states[r])  # also shrinks an arena a burst grew
-            if len(state[13]) > 4096 or len(state[15]) > 65536:  # the search's scratch too
-                fresh = self._new_state(self.rules[r])
-                state = (*state[:13], *fresh[13:])
-            self.states[r] = state
-            top = int(state[6][rk.M_TOP])
-            stored = (state[0], *(a[:top] for a in state[1:6]), state[6])
-            for i, array in enumerate(stored):
-                arrays[f"rule{r}.{i}"] = np.ascontiguousarray(array)
-        meta = {
-            "identities": [rule_identity(p) for p in self.programs],
-            "watermark": self.watermark,
-            "stream_max": sorted(self.stream_max.items()),
-            "stream_watermark": sorted(self.stream_watermark.items()),
-            "counters": dataclasses.asdict(self.counters),
-        }
-        body = io.BytesIO()
-        np.savez(body, allow_pickle=False, **arrays)
-        text = json.dumps(meta).encode()
-        return _HEADER.pack(MAGIC, FORMAT_VERSION, len(text)) + text + body.getvalue()
+        """The state as versioned bytes (`nfa.rowpattern_jit_snapshot`)."""
+        return write_snapshot(self)
 
     @classmethod
     def restore(
@@ -368,39 +337,8 @@ class JitRowPatternEngine(WatermarkApi):
         """From `snapshot()` bytes; with `keep` (see `nfa.migrate`), rule states are
         renumbered by it and the states of rules no new rule continues are dropped."""
         engine = cls(programs, pool, config)
-        meta, arrays = read_arrays(data)
-        identities = [rule_identity(p) for p in engine.programs]
-        if keep is None:
-            if meta["identities"] != identities:
-                raise ValueError("snapshot was taken with different rules")
-            keep = list(range(len(programs)))
-        engine.buffer = EventBatch(*(arrays[f"buffer.{name}"] for name in _BUFFER_FIELDS))
-        for old, new in renumbering(keep).items():
-            fresh = engine.states[new]
-            stored = [arrays[f"rule{old}.{i}"] for i in range(_STORED)]
-            kt, *rows, meta_array = stored
-            room = max(1024, 2 * int(meta_array[rk.M_TOP]))
-            grown = [np.zeros((room, *a.shape[1:]), a.dtype) for a in rows]
-            for target, source in zip(grown, rows, strict=True):
-                target[: len(source)] = source
-            meta_array = meta_array.copy()
-            meta_array[rk.M_OUT] = meta_array[rk.M_ROWS] = 0
-            engine.states[new] = (kt.copy(), *grown, meta_array, *fresh[_STORED:])
-        engine.watermark = int(meta["watermark"])
-        engine.stream_max = {int(s): int(t) for s, t in meta["stream_max"]}
-        engine.stream_watermark = {int(s): int(t) for s, t in meta["stream_watermark"]}
-        engine.counters = EngineCounters(**meta["counters"])
+        read_snapshot(engine, data, keep)
         return engine
-
-
-def read_arrays(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
-    """(JSON scalars, arrays) of `JitRowPatternEngine.snapshot()` bytes."""
-    magic, version, length = _HEADER.unpack_from(data)
-    if magic != MAGIC or version != FORMAT_VERSION:
-        raise ValueError("not a snapshot of the jitted SQL engine (or another version)")
-    meta = json.loads(data[_HEADER.size : _HEADER.size + length])
-    with np.load(io.BytesIO(data[_HEADER.size + length :]), allow_pickle=False) as archive:
-        return meta, {name: archive[name] for name in archive.files}
 
 
 def decode_value(type_: Type, as_int: int, as_float: float, pool: StringPool) -> Value:

@@ -88,25 +88,9 @@ from nfa.rowpattern_kernel import (
 
 @nb.njit(cache=True, inline="always")
 def search(  # type: ignore[no-untyped-def]
-    code,
-    prm,
-    lab,
-    stk,
-    memo,
-    visited,
-    start,
-    size,
-    n,
-    closed,
-    ended,
-    origin,
-    ints,
-    floats,
-    valid,
-    lo,
-    number,
-    strs,
-):
+    code, prm, lab, stk, memo, visited, start, size, n, closed, ended, origin, ints, floats,
+    valid, lo, number, strs,
+):  # fmt: skip
     """(result, match length): the preferred match at row `start` over rows
     `start .. size-1` (`closed`: no row of the window may follow `size-1`; `ended`: no row at
     all, for NEXT in conditions), or NEED_STACK when `stk` is full. `lab` must hold
@@ -218,32 +202,9 @@ def absent(  # type: ignore[no-untyped-def]
 
 @nb.njit(cache=True, inline="always")
 def decide_key(  # type: ignore[no-untyped-def]
-    kt,
-    ints,
-    floats,
-    valid,
-    seqs,
-    tss,
-    meta,
-    omet,
-    okf,
-    orow,
-    omi,
-    omf,
-    omv,
-    lab,
-    stk,
-    memo,
-    visited,
-    code,
-    prm,
-    skip_mask,
-    key,
-    now,
-    ended,
-    event,
-    strs,
-):
+    kt, ints, floats, valid, seqs, tss, meta, omet, okf, orow, omi, omf, omv, lab, stk, memo,
+    visited, code, prm, skip_mask, key, now, ended, event, strs,
+):  # fmt: skip
     """Every match of `key` that rows still to come cannot change (`decide`): DONE, or the
     array the caller must grow (to at least `meta[M_WANT]`) before calling again, which
     goes on where this call stopped."""
@@ -263,25 +224,9 @@ def decide_key(  # type: ignore[no-untyped-def]
             kt[key, POS], meta[M_WANT] = pos, code.shape[0] * (size - pos + 1)
             return NEED_MEMO
         found, mlen = search(
-            code,
-            prm,
-            lab,
-            stk,
-            memo,
-            visited,
-            pos,
-            size,
-            n,
-            closed,
-            ended,
-            -kt[key, BASE],
-            ints,
-            floats,
-            valid,
-            lo,
-            kt[key, NUMBER],
-            strs,
-        )
+            code, prm, lab, stk, memo, visited, pos, size, n, closed, ended, -kt[key, BASE],
+            ints, floats, valid, lo, kt[key, NUMBER], strs,
+        )  # fmt: skip
         if found == NEED_STACK:
             kt[key, POS] = pos
             return NEED_STACK
@@ -297,7 +242,10 @@ def decide_key(  # type: ignore[no-untyped-def]
             if lab.shape[0] < stop - pos + 1:
                 kt[key, POS], meta[M_WANT] = pos, stop - pos + 1
                 return NEED_LABELS
-            verdict = absent(code, prm, lab, pos, end, stop, n, now, limit, ended, ints, floats, valid, lo, kt[key, NUMBER], strs)  # fmt: skip
+            verdict = absent(
+                code, prm, lab, pos, end, stop, n, now, limit, ended, ints, floats, valid, lo,
+                kt[key, NUMBER], strs,
+            )  # fmt: skip
             if verdict == PENDING:
                 break
             if verdict == NONE:
@@ -313,27 +261,17 @@ def decide_key(  # type: ignore[no-untyped-def]
             kt[key, POS], meta[M_WANT] = pos, r + mlen
             return NEED_ROWS
         verdict = measures(
-            pos,
-            mlen,
-            end - 1,
-            lab,
-            ints,
-            floats,
-            valid,
-            lo,
-            n,
-            ended,
-            kt[key, NUMBER],
-            omi[o],
-            omf[o],
-            omv[o],
-            strs,
-        )
+            pos, mlen, end - 1, lab, ints, floats, valid, lo, n, ended, kt[key, NUMBER],
+            omi[o], omf[o], omv[o], strs,
+        )  # fmt: skip
         if verdict == 2:
             break
         if prm[P_ALL_ROWS] and mlen > 1:  # RUNNING measures at each row (the last: above)
             for i in range(mlen):
-                verdict = measures(pos, mlen, pos + i, lab, ints, floats, valid, lo, n, ended, kt[key, NUMBER], omi[o + i], omf[o + i], omv[o + i], strs)  # fmt: skip
+                verdict = measures(
+                    pos, mlen, pos + i, lab, ints, floats, valid, lo, n, ended,
+                    kt[key, NUMBER], omi[o + i], omf[o + i], omv[o + i], strs,
+                )  # fmt: skip
                 if verdict == 2:
                     break
             if verdict == 2:
@@ -377,29 +315,16 @@ def decide_key(  # type: ignore[no-untyped-def]
 
 @nb.njit(cache=True)
 def step(  # type: ignore[no-untyped-def]
-    state,
-    code,
-    prm,
-    skip_mask,
-    colmap,
-    strs,
-    ev_floats,
-    ev_ints,
-    ev_valid,
-    ev_ts,
-    ev_stream,
-    ev_key,
-    ev_seq,
-    now,
-    ended,
-    per_event,
-):
+    state, code, prm, skip_mask, colmap, strs, ev_floats, ev_ints, ev_valid, ev_ts, ev_stream,
+    ev_key, ev_seq, now, ended, per_event,
+):  # fmt: skip
     """Append the released events of the rule's stream to their keys, then decide the keys
     they touched (every key with rows, for windowed rules or at the end), in key order.
     With `per_event` (processing time) this happens per event, at its time, for every event
     of a stream in `per_event` (the streams any rule of the engine reads), as the Python
     engine decides on each arrival."""
     first, n = 0, ev_key.shape[0]
+    visited = np.zeros(max(prm[P_WORDS], 1), np.int64)  # the search's scratch, once a call
     while True:  # once with no events: time passed (a watermark, the end)
         stop, at, trigger, skip = n, now, np.int64(-1), False
         if per_event.shape[0] and n:
@@ -407,24 +332,11 @@ def step(  # type: ignore[no-untyped-def]
             skip = not per_event[ev_stream[first]]
         if not skip:
             state, keys = append_events(
-                state,
-                prm,
-                colmap,
-                ev_floats,
-                ev_ints,
-                ev_valid,
-                ev_ts,
-                ev_stream,
-                ev_key,
-                ev_seq,
-                first,
-                stop,
-                at,
-                ended,
-            )
+                state, prm, colmap, ev_floats, ev_ints, ev_valid, ev_ts, ev_stream, ev_key,
+                ev_seq, first, stop, at, ended,
+            )  # fmt: skip
             kt, ints, floats, valid, seqs, tss, meta = state[:7]
             omet, okf, orow, omi, omf, omv, lab, stk, memo = state[7:]
-            visited = np.zeros(max(prm[P_WORDS], 1), np.int64)
             for j in range(keys.shape[0]):
                 if j + AHEAD_KEY < keys.shape[0]:  # staged prefetch, as when appending
                     prefetch(kt, keys[j + AHEAD_KEY])
@@ -434,32 +346,10 @@ def step(  # type: ignore[no-untyped-def]
                 key = keys[j]
                 while True:
                     need = decide_key(
-                        kt,
-                        ints,
-                        floats,
-                        valid,
-                        seqs,
-                        tss,
-                        meta,
-                        omet,
-                        okf,
-                        orow,
-                        omi,
-                        omf,
-                        omv,
-                        lab,
-                        stk,
-                        memo,
-                        visited,
-                        code,
-                        prm,
-                        skip_mask,
-                        key,
-                        at,
-                        ended,
-                        trigger,
-                        strs,
-                    )
+                        kt, ints, floats, valid, seqs, tss, meta, omet, okf, orow, omi, omf,
+                        omv, lab, stk, memo, visited, code, prm, skip_mask, key, at, ended,
+                        trigger, strs,
+                    )  # fmt: skip
                     if need == DONE_KEY:
                         break
                     if need == NEED_OUTPUTS:
@@ -488,21 +378,8 @@ def condition(label, start, current, labels, ints, floats, valid, lo, n, complet
 
 @nb.njit(cache=True)
 def measures(  # type: ignore[no-untyped-def]
-    start,
-    mlen,
-    current,
-    labels,
-    ints,
-    floats,
-    valid,
-    lo,
-    n,
-    complete,
-    number,
-    out_i,
-    out_f,
-    out_v,
-    strs,
-):
+    start, mlen, current, labels, ints, floats, valid, lo, n, complete, number, out_i, out_f,
+    out_v, strs,
+):  # fmt: skip
     """Stub: replaced by the rule's generated `measures`."""
     return 0

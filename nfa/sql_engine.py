@@ -148,24 +148,24 @@ class SqlEngine:
         body = data[_HEADER.size + length :]
         fast_data, slow_data = body[: header["fast"]], body[header["fast"] :]
         old_on_kernel: list[bool] = header["on_kernel"]
-        engine = cls(programs, pool, config, jit)
         if keep is None:
             if len(old_on_kernel) != len(programs):
                 raise ValueError("snapshot was taken with different rules")
             keep = list(range(len(programs)))
-        sides = ((engine.fast_rules, fast_data, True), (engine.slow_rules, slow_data, False))
+        on_kernel = [jit and kernel_supported(sp) for sp in programs]
         moved = any(
-            keep[rule] is not None and old_on_kernel[keep[rule]] != kind  # type: ignore[index]
-            for rules, _, kind in sides
-            for rule in rules
+            old is not None and old_on_kernel[old] != kind
+            for old, kind in zip(keep, on_kernel, strict=True)
         )
-        if moved or any(rules and not part for rules, part, _ in sides):
+        new_side = (any(on_kernel) and not fast_data) or (not all(on_kernel) and not slow_data)
+        if moved or new_side:
             # A rule changes sides, or a side is new: through the Python engine's format,
             # which either side restores (rows, positions, waiting events, watermarks).
             from nfa.rowpattern_convert import from_python_snapshot, python_snapshot
 
             joined = python_snapshot(programs, pool, keep, old_on_kernel, fast_data, slow_data)
             return from_python_snapshot(programs, pool, joined, config, keep, jit)
+        engine = cls(programs, pool, config, jit, on_kernel)
         old_local = _local_indices(old_on_kernel)
         for side, rules, data_part, kind in (
             ("fast", engine.fast_rules, fast_data, True),
